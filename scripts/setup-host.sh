@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages v6agent's build, lab and tests need (design section 6).
+# Idempotent: installs only what is missing and does nothing when everything is there.
+# Run as root on Debian 12.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host.sh: must run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  iproute2 iputils-ping tcpdump procps kmod
+  nftables iptables ebtables
+  dnsmasq-base isc-dhcp-client
+  libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-clients qemu-system-x86
+  linux-image-cloud-amd64 busybox-static cpio
+  python3 python3-scapy
+  valgrind
+  openssl
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  if [ "$status" != "install ok installed" ]; then
+    missing+=("$package")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup-host.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup-host.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# No recommends: they pull in desktop and firmware packages the lab never uses.
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup-host.sh: installed ${#missing[@]} packages"

@@ -1,0 +1,79 @@
+import { Command, CommanderError } from "commander";
+import { V6Error } from "../errors.js";
+import { VERSION } from "../version.js";
+import { addrReport, formatAddrReport } from "./addr.js";
+
+/** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_NOT_IMPLEMENTED = 3;
+
+function notImplemented(name: string): () => never {
+  return () => {
+    throw new V6Error("not_implemented", `'v6agent ${name}' is not implemented yet`);
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command("v6agent")
+    .description("Host agent for IPv6 shared networks on KVM and XenServer hypervisors")
+    .version(VERSION, "-V, --version")
+    .showHelpAfterError("(run 'v6agent --help' for usage)")
+    .exitOverride();
+
+  program
+    .command("run")
+    .description("run the agent daemon on this hypervisor host")
+    .option("-c, --config <file>", "configuration file", "/etc/v6agent/config.yaml")
+    .action(notImplemented("run"));
+
+  program.command("mgmt").description("run the reference management server").action(notImplemented("mgmt"));
+
+  program
+    .command("diag")
+    .description("check this host: kernel, tools, bridges, rules, hypervisor and management connectivity")
+    .option("--json", "print machine-readable JSON")
+    .action(notImplemented("diag"));
+
+  program
+    .command("lab")
+    .description("build a one-machine IPv6 cloud in namespaces and play the whole sequence")
+    .action(notImplemented("lab"));
+
+  program
+    .command("guest-config")
+    .description("print the guest-side DHCPv6 (DUID-LL) configuration for an operating system")
+    .option("--os <os>", "guest operating system")
+    .action(notImplemented("guest-config"));
+
+  program
+    .command("addr")
+    .description("print a MAC's DUID-LL, EUI-64 link-local and (with --prefix) EUI-64 global address")
+    .argument("<mac>", "guest MAC, e.g. 52:54:00:12:34:56")
+    .option("--prefix <cidr>", "the shared network's /64, e.g. 2001:db8:1:1::/64")
+    .option("--json", "print machine-readable JSON")
+    .action((mac: string, options: { prefix?: string; json?: boolean }) => {
+      const report = addrReport(mac, options.prefix);
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAddrReport(report)}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv as string[], { from: "node" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" under exitOverride; commander already printed them.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (error instanceof V6Error) {
+      process.stderr.write(`v6agent: ${error.message}\n`);
+      return error.code === "not_implemented" ? EXIT_NOT_IMPLEMENTED : EXIT_FAILURE;
+    }
+    process.stderr.write(`v6agent: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,82 @@
+import { spawn } from "node:child_process";
+import { V6Error } from "./errors.js";
+
+/**
+ * The one place v6agent runs external programs (design section 8): argument arrays only (no
+ * shell), a timeout, stdin for rule batches, and stderr kept in the error.
+ */
+export interface RunOptions {
+  /** Written to the child's stdin, then closed (rule batches for nft -f -, *-restore). */
+  input?: string;
+  /** Milliseconds before the child is killed; default 30 s. */
+  timeoutMs?: number;
+  /** Run inside this network namespace (`ip netns exec <ns> ...`). */
+  netns?: string;
+  /** Exit codes that are not failures (default: only 0). */
+  okExitCodes?: readonly number[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export class CommandError extends V6Error {
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly stderr: string;
+
+  constructor(argv: readonly string[], exitCode: number | null, stderr: string, reason: string) {
+    super("host_failure", `${argv.join(" ")}: ${reason}${stderr.trim() ? `: ${stderr.trim().slice(0, 2000)}` : ""}`);
+    this.name = "CommandError";
+    this.argv = argv;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+}
+
+export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const argv = options.netns === undefined ? [command, ...args] : ["ip", "netns", "exec", options.netns, command, ...args];
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const okExitCodes = options.okExitCodes ?? [0];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: options.env ?? process.env,
+    });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const reason = error.code === "ENOENT" ? "command not found" : error.message;
+      reject(new CommandError(argv, null, "", reason));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const out = Buffer.concat(stdout).toString("utf8");
+      const err = Buffer.concat(stderr).toString("utf8");
+      if (timedOut) {
+        reject(new CommandError(argv, code, err, `timed out after ${timeoutMs} ms`));
+      } else if (code === null) {
+        reject(new CommandError(argv, null, err, `killed by ${signal}`));
+      } else if (!okExitCodes.includes(code)) {
+        reject(new CommandError(argv, code, err, `exit code ${code}`));
+      } else {
+        resolve({ stdout: out, stderr: err, exitCode: code });
+      }
+    });
+    child.stdin.on("error", () => {
+      // The child may exit before reading its input; its exit code tells the story.
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}

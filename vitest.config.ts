@@ -1,0 +1,34 @@
+import { defineConfig } from "vitest/config";
+
+// Three tiers (design section 6): unit tests need nothing; integration tests need root and
+// network namespaces; e2e tests need root, libvirtd and QEMU. `vitest run` runs all three.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          // Real VMs under software emulation: two cores, so one file at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
