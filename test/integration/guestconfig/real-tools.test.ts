@@ -155,11 +155,11 @@ describe("dhclient variants, run by the real dhclient", () => {
 
 /**
  * systemd-networkd for real inside the namespace: a private mount namespace gets an empty
- * /run/systemd, the test's directory as /etc/systemd/network, and a read-only /sys (networkd
- * then does not wait for udev). It runs for a few seconds, then timeout stops it.
+ * /run/systemd, an empty /run/dbus (so it never registers on the host's system bus), the test's
+ * directory as /etc/systemd/network, and a read-only /sys (networkd then does not wait for udev). It runs for a few seconds, then timeout stops it.
  */
 const NETWORKD_SCRIPT =
-  'mount -t tmpfs none /run/systemd && mount -o remount,bind,ro /sys && mount --bind "$1" /etc/systemd/network && SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd';
+  'mount -t tmpfs none /run/systemd && mount -t tmpfs none /run/dbus && mount -o remount,bind,ro /sys && mount --bind "$1" /etc/systemd/network && SYSTEMD_LOG_LEVEL=debug SYSTEMD_LOG_TARGET=console exec /lib/systemd/systemd-networkd';
 
 async function runNetworkd(netns: Netns, directory: string): Promise<string> {
   const result = await netns.exec(

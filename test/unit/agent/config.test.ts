@@ -215,6 +215,15 @@ describe("packaging and docs", () => {
     expect(config.metrics.listen).toEqual({ host: "127.0.0.1", port: 9464 });
   });
 
+  it("the error shown in docs/operators.md is the one the parser gives", async () => {
+    const docs = await readFile(new URL("../../../docs/operators.md", import.meta.url), "utf8");
+    const shown = /^v6agent: (management\.servers\[1\]: .*)$/m.exec(docs)?.[1];
+    expect(shown).toBeDefined();
+    expect(() => parseAgentConfig(withField("management", { servers: ["wss://a.example", "ws://192.0.2.10:9000"] }), environment)).toThrow(
+      shown,
+    );
+  });
+
   it("docs/operators.md carries the current configuration reference table", async () => {
     const docs = await readFile(new URL("../../../docs/operators.md", import.meta.url), "utf8");
     expect(docs).toContain(configReferenceMarkdown());
