@@ -10,9 +10,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(
-  iproute2 iputils-ping tcpdump procps kmod
+  iproute2 iputils-ping tcpdump procps kmod util-linux systemd
   nftables iptables ebtables
   dnsmasq-base isc-dhcp-client
+  # guest-config checks its output with the real tools (netplan, nmcli --offline, ifup -n)
+  netplan.io network-manager ifupdown
   libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-clients qemu-system-x86
   linux-image-cloud-amd64 busybox-static cpio
   python3 python3-scapy

@@ -1,7 +1,9 @@
 import { Command, CommanderError } from "commander";
 import { V6Error } from "../errors.js";
+import { guestOsIds } from "../guestconfig/index.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
+import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
 
 /** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
 const EXIT_FAILURE = 1;
@@ -43,8 +45,17 @@ export function buildProgram(): Command {
   program
     .command("guest-config")
     .description("print the guest-side DHCPv6 (DUID-LL) configuration for an operating system")
-    .option("--os <os>", "guest operating system")
-    .action(notImplemented("guest-config"));
+    .option("--os <os>", `guest operating system: ${guestOsIds().join(", ")}`)
+    .option("--mac <mac>", "the NIC's MAC: adds its DUID-LL and expected link-local as a comment")
+    .option("--nic <name>", "the guest's interface name", "eth0")
+    .option("--default", "this is the VM's default NIC: it takes the router's default route (the default)")
+    .option("--non-default", "not the default NIC: accept_ra 0, so no default route comes in here")
+    .option("--json", "print the files and commands as JSON")
+    .addHelpText("after", guestOsHelp())
+    .action((options: GuestConfigOptions) => {
+      const { config, text } = guestConfigCommand(options);
+      process.stdout.write(options.json ? `${JSON.stringify(config, null, 2)}\n` : text);
+    });
 
   program
     .command("addr")
