@@ -1,22 +1,28 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import * as S from "./schemas.js";
 
-/** The WebSocket subprotocol; a peer that offers no version we speak is refused at the upgrade. */
-export const SUBPROTOCOL = "v6agent/1";
+/**
+ * The WebSocket subprotocol naming protocol version 1 ("v6agent/1" in prose). RFC 6455 makes a
+ * subprotocol an HTTP token, where "/" is not allowed, so the wire name is `v6agent.v1`. A peer
+ * that offers no version we speak is refused at the upgrade.
+ */
+export const SUBPROTOCOL = "v6agent.v1";
 
-interface MethodSpec<P extends TSchema, R extends TSchema> {
-  readonly direction: "server-to-agent" | "agent-to-server";
+type Direction = "server-to-agent" | "agent-to-server";
+
+interface MethodSpec<D extends Direction, P extends TSchema, R extends TSchema> {
+  readonly direction: D;
   readonly params: P;
   readonly result: R;
   readonly summary: string;
 }
 
-function method<P extends TSchema, R extends TSchema>(
-  direction: MethodSpec<P, R>["direction"],
+function method<D extends Direction, P extends TSchema, R extends TSchema>(
+  direction: D,
   params: P,
   result: R,
   summary: string,
-): MethodSpec<P, R> {
+): MethodSpec<D, P, R> {
   return { direction, params, result, summary };
 }
 

@@ -143,7 +143,7 @@ const crossChecks: { [M in MethodName]?: CrossCheck<M> } = {
           throw new InvalidArgumentError(`${path}.networkId`, `network ${nic.networkId} is not in params.networks`);
         }
         const network = parseIpv6Network((params.networks[networkIndex] as S.NetworkEnsureParams).prefix);
-        nic.ipv6?.forEach((address, index) => parseAddressInNetwork(address, network, `${path}.ipv6[${index}]`));
+        for (const [index, address] of (nic.ipv6 ?? []).entries()) parseAddressInNetwork(address, network, `${path}.ipv6[${index}]`);
         const other = macs.get(nic.mac);
         if (other !== undefined) throw new InvalidArgumentError(`${path}.mac`, `${nic.mac} is already used by ${other}`);
         macs.set(nic.mac, path);

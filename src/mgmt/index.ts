@@ -1,0 +1,8 @@
+export {
+  type AgentInfo,
+  type CallOptions,
+  ManagementServer,
+  type ManagementServerEvents,
+  type ManagementServerOptions,
+} from "./management-server.js";
+export { type Report, ReportLog, type ReportQuery } from "./report-log.js";
