@@ -139,6 +139,8 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   private readonly log: Logger | undefined;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly reports: QueuedReport[] = [];
+  /** Responses written to the current connection but not yet known to have arrived. */
+  private unconfirmed: RequestId[] = [];
   private socket: WebSocket | undefined;
   private ready = false;
   private stateValue: ChannelState = "idle";
@@ -150,6 +152,8 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
   private lastHeard = 0;
+  /** The socket the liveness check dropped, so its close is reported as silence. */
+  private silenceDrop: WebSocket | undefined;
   private stopping = false;
 
   constructor(options: AgentChannelOptions) {
@@ -282,6 +286,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     });
     socket.on("close", (code) => {
       clearTimeout(helloTimer);
+      if (this.silenceDrop === socket) reason = `peer silent for more than ${this.liveness.silenceTimeoutMs} ms`;
       if (this.socket === socket) this.onDisconnected(server, reason === "closed" ? `closed (${code})` : reason);
     });
   }
@@ -313,6 +318,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   private onDisconnected(server: string, reason: string): void {
     this.socket = undefined;
     this.ready = false;
+    this.unconfirmed = [];
     clearInterval(this.livenessTimer);
     clearTimeout(this.heartbeatTimer);
     for (const [id, request] of this.pending) {
@@ -334,6 +340,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     const socket = this.socket;
     this.socket = undefined;
     this.ready = false;
+    this.unconfirmed = [];
     clearInterval(this.livenessTimer);
     clearTimeout(this.heartbeatTimer);
     if (socket !== undefined) {
@@ -347,7 +354,9 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     clearInterval(this.livenessTimer);
     this.livenessTimer = setInterval(() => {
       if (Date.now() - this.lastHeard > this.liveness.silenceTimeoutMs) {
-        this.log?.warn({ silentMs: Date.now() - this.lastHeard }, "management server is silent; dropping the connection");
+        const silentMs = Date.now() - this.lastHeard;
+        this.log?.warn({ silentMs }, "management server is silent; dropping the connection");
+        this.silenceDrop = socket;
         socket.terminate();
         return;
       }
@@ -359,8 +368,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     const beat = async () => {
       if (this.socket !== socket || !this.ready) return;
       try {
-        const params = this.options.heartbeat ? await this.options.heartbeat() : { vms: [], vifs: [] };
-        await this.request(socket, "agent.heartbeat", parseParams("agent.heartbeat", params));
+        await this.beat(socket);
       } catch (error) {
         this.log?.warn({ err: error }, "heartbeat failed");
       }
@@ -525,9 +533,30 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     const socket = this.socket;
     if (socket === undefined || !this.ready || socket.readyState !== WebSocket.OPEN) return;
     const frame = "result" in response ? encodeResult(id, response.result) : encodeError(id, response.error);
-    socket.send(frame, (error) => {
-      if (error === undefined || error === null) this.store.markSent(id);
-    });
+    socket.send(frame);
+    // A write is not a delivery: the connection may already be dead. The answer to our next
+    // request proves the server read every frame before it (one ordered stream), so only then
+    // is the response confirmed; unconfirmed ones are sent again after the next hello.
+    this.unconfirmed.push(id);
+    if (this.unconfirmed.length === 1) setImmediate(() => this.confirmDeliveries(socket));
+  }
+
+  private confirmDeliveries(socket: WebSocket): void {
+    if (this.socket !== socket || !this.ready || this.unconfirmed.length === 0) return;
+    const batch = this.unconfirmed;
+    this.unconfirmed = [];
+    this.request(socket, "agent.ping", {}).then(
+      () => {
+        for (const id of batch) this.store.markSent(id);
+      },
+      () => undefined,
+    );
+  }
+
+  /** One agent.heartbeat round trip. */
+  private async beat(socket: WebSocket): Promise<void> {
+    const params = this.options.heartbeat ? await this.options.heartbeat() : { vms: [], vifs: [] };
+    await this.request(socket, "agent.heartbeat", parseParams("agent.heartbeat", params));
   }
 
   private setState(state: ChannelState): void {

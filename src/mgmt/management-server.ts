@@ -381,6 +381,10 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
       return;
     }
     const hostId = method === "agent.hello" ? (params as AgentHelloParams).hostId : (session.hostId as string);
+    if (method === "agent.ping") {
+      reply({ time: new Date().toISOString() });
+      return;
+    }
     const report = this.reports.add({ hostId, method: method as Report["method"], params });
     this.emit("report", report);
     if (method === "agent.hello") {

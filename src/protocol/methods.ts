@@ -74,6 +74,12 @@ export const METHODS = {
     S.AgentHeartbeatResult,
     "Periodic VM and VIF states; its answer proves the server is alive.",
   ),
+  "agent.ping": method(
+    "agent-to-server",
+    S.AgentPingParams,
+    S.AgentPingResult,
+    "A cheap round trip: its answer proves the server read every frame the agent sent before it (delivery confirmation of results).",
+  ),
   "vif.report": method(
     "agent-to-server",
     S.VifReportParams,

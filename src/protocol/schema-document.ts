@@ -29,7 +29,7 @@ export function protocolSchemaDocument(): Record<string, unknown> {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     $id: "https://v6agent.invalid/protocol/v6agent-1.schema.json",
     title: `v6agent management protocol (${SUBPROTOCOL})`,
-    description: "JSON-RPC 2.0 over WebSocket, subprotocol v6agent/1. See docs/protocol.md.",
+    description: `JSON-RPC 2.0 over WebSocket, subprotocol ${SUBPROTOCOL} (protocol version 1). See docs/protocol.md.`,
     "x-subprotocol": SUBPROTOCOL,
     "x-methods": methods,
     "x-error-codes": Object.fromEntries(Object.entries(RPC_ERROR_MEANINGS).map(([code, meaning]) => [code, meaning])),

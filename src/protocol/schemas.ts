@@ -244,6 +244,9 @@ export const AgentHeartbeatParams = Type.Object(
 );
 export const AgentHeartbeatResult = Type.Object({ time: Type.String() }, closed);
 
+export const AgentPingParams = Type.Object({}, closed);
+export const AgentPingResult = Type.Object({ time: Type.String() }, closed);
+
 export const VifReportParams = VifReport;
 export const VifReportResult = Type.Object({}, closed);
 
