@@ -282,7 +282,8 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
       socket.terminate();
     });
     socket.on("error", (error) => {
-      reason = error.message;
+      // Keep the first, most specific reason (terminate() after a refusal raises its own error).
+      if (reason === "closed") reason = error.message;
     });
     socket.on("close", (code) => {
       clearTimeout(helloTimer);

@@ -72,7 +72,7 @@ function makeLeaf(dir: string, ca: string, name: string, extension: string, vali
     const config = join(dir, `${name}.cnf`);
     execFileSync("sh", ["-c", `cat > "$1"`, "sh", config], {
       cwd: dir,
-      input: `[ca]\ndefault_ca=d\n[d]\ndatabase=db/index\nserial=db/serial\nnew_certs_dir=db\ndefault_md=sha256\npolicy=p\ncopy_extensions=none\n[p]\ncommonName=supplied\n[ext]\n${extension.replaceAll(",", "\n")}\n`,
+      input: `[ca]\ndefault_ca=d\n[d]\ndatabase=db/index\nserial=db/serial\nnew_certs_dir=db\ndefault_md=sha256\npolicy=p\ncopy_extensions=none\n[p]\ncommonName=supplied\n[ext]\n${extension.replaceAll(";", "\n")}\n`,
     });
     openssl(
       dir,
@@ -95,7 +95,7 @@ function makeLeaf(dir: string, ca: string, name: string, extension: string, vali
     );
     return;
   }
-  execFileSync("sh", ["-c", `printf '%s\\n' "$1" > ext-${name}.cnf`, "sh", extension.replaceAll(",", "\n")], { cwd: dir });
+  execFileSync("sh", ["-c", `printf '%s\\n' "$1" > ext-${name}.cnf`, "sh", extension.replaceAll(";", "\n")], { cwd: dir });
   openssl(
     dir,
     "x509",
@@ -118,7 +118,8 @@ function makeLeaf(dir: string, ca: string, name: string, extension: string, vali
 
 export function makeTlsMaterial(): TlsMaterial {
   const dir = mkdtempSync(join(tmpdir(), "v6agent-tls-"));
-  const serverExt = "subjectAltName=IP:127.0.0.1,DNS:localhost,extendedKeyUsage=serverAuth";
+  // Extensions are separated by ";" (a SAN list itself holds commas).
+  const serverExt = "subjectAltName=IP:127.0.0.1,DNS:localhost;extendedKeyUsage=serverAuth";
   const clientExt = "extendedKeyUsage=clientAuth";
   makeCa(dir, "ca");
   makeCa(dir, "rogue-ca");
