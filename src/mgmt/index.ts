@@ -1,3 +1,4 @@
+export { type HttpApiOptions, ManagementHttpApi } from "./http-api.js";
 export {
   type AgentInfo,
   type CallOptions,
