@@ -120,6 +120,9 @@ const DEFAULT_LIMITS: ChannelLimits = {
   maxPendingReports: 1000,
 };
 
+/** How long responses collect before one agent.ping confirms them all. */
+const CONFIRM_DELAY_MS = 25;
+
 const DEFAULT_LIVENESS: ChannelLiveness = { pingIntervalMs: 5000, silenceTimeoutMs: 15_000, connectTimeoutMs: 10_000 };
 
 /**
@@ -539,7 +542,8 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     // request proves the server read every frame before it (one ordered stream), so only then
     // is the response confirmed; unconfirmed ones are sent again after the next hello.
     this.unconfirmed.push(id);
-    if (this.unconfirmed.length === 1) setImmediate(() => this.confirmDeliveries(socket));
+    // One confirmation per burst, not per result: it costs a round trip.
+    if (this.unconfirmed.length === 1) setTimeout(() => this.confirmDeliveries(socket), CONFIRM_DELAY_MS);
   }
 
   private confirmDeliveries(socket: WebSocket): void {
