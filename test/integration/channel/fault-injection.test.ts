@@ -44,7 +44,8 @@ describe("fault injection: every command gets exactly one result, none runs twic
     await second.server.waitForAgent("host-1");
     await eventually(() => late.length === 1, "the outbox was delivered on reconnect");
     expect(late[0]).toEqual({ kind: "result", id: "restart-1", result: { uuid: vmUuid(1), state: "stopped" } });
-    expect(channel.outboxSize).toBe(0);
+    // Confirmed by the answer to the agent's next request, then it leaves the outbox.
+    await eventually(() => channel.outboxSize === 0, "the delivery was confirmed");
     // The new server does not know the outcome, so it replays the id: answered, not re-executed.
     await expect(second.server.call("host-1", "vm.stop", { uuid: vmUuid(1) }, { id: "restart-1" })).resolves.toEqual({
       uuid: vmUuid(1),
