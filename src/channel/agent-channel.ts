@@ -28,6 +28,7 @@ import {
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { CommandScheduler } from "./command-scheduler.js";
 import { type ChannelTls, checkServerUrl, clientOptions } from "./connection-options.js";
+import { defaultResourceKey } from "./resource-key.js";
 import { ResultStore, type StoredResponse } from "./result-store.js";
 
 /** What a command handler gets besides its params. */
@@ -78,7 +79,7 @@ export interface AgentChannelOptions {
   /** VM and VIF states for agent.heartbeat. Without it, heartbeats carry empty lists. */
   heartbeat?: () => Promise<AgentHeartbeatParams>;
   handle: CommandHandler;
-  /** Resources a command touches (VM UUID, network id; `*` for all); same key ⇒ never concurrent. */
+  /** Resources a command touches (same key ⇒ never concurrent; `*` conflicts with all). Default: defaultResourceKey. */
   resourceKey?: (method: ServerMethod, params: unknown) => string | readonly string[] | undefined;
   /** Journal of command results (outbox + duplicate filter), kept across agent restarts. */
   outboxPath?: string;
@@ -487,7 +488,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   }
 
   private resourceKeys(method: ServerMethod, params: unknown): readonly string[] {
-    const key = this.options.resourceKey?.(method, params);
+    const key = (this.options.resourceKey ?? defaultResourceKey)(method, params);
     if (key === undefined) return [];
     return typeof key === "string" ? [key] : key;
   }
