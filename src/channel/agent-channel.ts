@@ -143,6 +143,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   private readonly log: Logger | undefined;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly reports: QueuedReport[] = [];
+  private readonly inFlight = new Set<AbortController>();
   /** Responses written to the current connection but not yet known to have arrived. */
   private unconfirmed: RequestId[] = [];
   private socket: WebSocket | undefined;
@@ -200,15 +201,26 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   }
 
   /**
-   * Stops taking commands, lets the running ones finish (their results are sent if the
-   * connection is up, kept in the outbox otherwise), then closes the connection.
+   * Stops taking commands, lets the running ones finish for up to `graceMs` (default 30 s;
+   * their results are sent if the connection is up, kept in the outbox otherwise), then closes
+   * the connection.
    */
-  async stop(): Promise<void> {
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.setState("stopping");
     clearTimeout(this.reconnectTimer);
-    await this.scheduler.idle();
+    const graceMs = options.graceMs ?? 30_000;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      graceTimer = setTimeout(() => resolve("expired"), graceMs);
+    });
+    if ((await Promise.race([this.scheduler.idle(), expired])) === "expired") {
+      // Handlers still running are told to give up; after a restart they answer -32010 interrupted.
+      for (const controller of this.inFlight) controller.abort(new V6Error("unavailable", "the agent is stopping"));
+      this.log?.warn({ running: this.inFlight.size, graceMs }, "stopped with commands still running");
+    }
+    clearTimeout(graceTimer);
     for (const report of this.reports.splice(0))
       report.reject(new V6Error("unavailable", "the channel stopped before the report was acknowledged"));
     this.teardown("agent stopping", 1001);
@@ -496,6 +508,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
   /** Runs one command; resolves when the handler has settled (the scheduler holds its resources until then). */
   private async execute(id: RequestId, method: ServerMethod, params: MethodParams<ServerMethod>): Promise<void> {
     const controller = new AbortController();
+    this.inFlight.add(controller);
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
@@ -526,6 +539,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
       this.log?.info({ cmd: id, method, err: error }, "command failed");
     } finally {
       clearTimeout(timer);
+      this.inFlight.delete(controller);
     }
   }
 

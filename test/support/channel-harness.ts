@@ -9,6 +9,8 @@ import type { MethodParams, ServerMethod } from "../../src/protocol/index.js";
 export class RecordingHandler {
   readonly executions = new Map<string, number>();
   readonly events: string[] = [];
+  /** The abort signal of the most recent execution. */
+  lastSignal: AbortSignal | undefined;
   private readonly gates = new Map<string, { promise: Promise<void>; release: () => void }>();
 
   hold(uuid: string): void {
@@ -30,6 +32,7 @@ export class RecordingHandler {
 
   readonly handle: AgentChannelOptions["handle"] = async (method, params, context) => {
     this.executions.set(String(context.id), this.count(context.id) + 1);
+    this.lastSignal = context.signal;
     const uuid = (params as { uuid?: string; vmUuid?: string }).uuid ?? (params as { vmUuid?: string }).vmUuid ?? "-";
     this.events.push(`start ${method} ${uuid}`);
     try {

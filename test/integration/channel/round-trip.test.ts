@@ -143,4 +143,34 @@ describe("agent channel ↔ reference server", () => {
       }),
     ).toThrow(/params.mac: .*multicast/);
   });
+
+  it("stop() lets a running command finish and delivers its result before closing", async () => {
+    const { server, channel, handler } = await setup();
+    handler.hold(vmUuid(8));
+    const call = server.call("host-1", "vm.stop", { uuid: vmUuid(8) }, { id: "last" });
+    await eventually(() => handler.count("last") === 1, "the command started");
+    const stopped = channel.stop();
+    // New commands are refused while stopping, with a retryable error.
+    await expect(server.call("host-1", "vm.list", {})).rejects.toMatchObject({ rpc: { code: RPC_ERRORS.unavailable } });
+    handler.release(vmUuid(8));
+    await expect(call).resolves.toEqual({ uuid: vmUuid(8), state: "stopped" });
+    await stopped;
+    expect(channel.state).toBe("stopped");
+  });
+
+  it("stop() gives up on a handler that outlives the grace period and aborts it", async () => {
+    const { channel, server, handler } = await setup();
+    let aborted: unknown;
+    handler.hold(vmUuid(9));
+    void server.call("host-1", "vm.stop", { uuid: vmUuid(9) }, { id: "stuck", timeoutMs: 2000 }).catch(() => undefined);
+    await eventually(() => handler.count("stuck") === 1, "the command started");
+    const signal = handler.lastSignal as AbortSignal;
+    signal.addEventListener("abort", () => {
+      aborted = signal.reason;
+    });
+    await channel.stop({ graceMs: 100 });
+    expect(channel.state).toBe("stopped");
+    expect(String(aborted)).toMatch(/stopping/);
+    handler.release(vmUuid(9));
+  });
 });
