@@ -15,7 +15,7 @@ import { ManagementServer } from "../src/mgmt/index.js";
 const HERE = fileURLToPath(import.meta.url);
 const HOST = "bench-agent";
 
-type ChildMessage = { type: "rss"; rss: number } | { type: "started" };
+type ChildMessage = { type: "rss"; rss: number; heapUsed: number } | { type: "started" };
 
 function helloFor(hostId: string) {
   return async () => ({
@@ -39,7 +39,12 @@ async function runAgent(url: string, outboxPath: string): Promise<void> {
   });
   channel.start();
   process.on("message", (message: { type: string }) => {
-    if (message.type === "rss") process.send?.({ type: "rss", rss: process.memoryUsage().rss } satisfies ChildMessage);
+    if (message.type === "rss") {
+      // With --expose-gc (BENCH_AGENT_NODE_ARGS), collect first so garbage is not counted as use.
+      (globalThis as { gc?: () => void }).gc?.();
+      const usage = process.memoryUsage();
+      process.send?.({ type: "rss", rss: usage.rss, heapUsed: usage.heapUsed } satisfies ChildMessage);
+    }
     if (message.type === "stop") void channel.stop().then(() => process.exit(0));
   });
 }
@@ -121,9 +126,10 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     loadedPeak = Math.max(loadedPeak, (await ask(agent, "rss")).rss);
     await new Promise((resolve) => setTimeout(resolve, 3000));
-    const settled = (await ask(agent, "rss")).rss;
+    const settledUsage = await ask(agent, "rss");
+    const settled = settledUsage.rss;
     console.log(
-      `agent RSS${agentArgs.length > 0 ? ` (node ${agentArgs.join(" ")})` : ""}: idle after connect ${mib(idle)}, under load (peak) ${mib(loadedPeak)}, idle after load ${mib(settled)}`,
+      `agent RSS${agentArgs.length > 0 ? ` (node ${agentArgs.join(" ")})` : ""}: idle after connect ${mib(idle)}, under load (peak) ${mib(loadedPeak)}, idle after load ${mib(settled)} (V8 heap in use ${mib(settledUsage.heapUsed)}: the rest is heap V8 keeps reserved)`,
     );
     agent.send({ type: "stop" });
     await server.stop();
