@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
+import { type MgmtCommandOptions, runMgmt } from "../mgmt/cli.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
@@ -29,7 +30,19 @@ export function buildProgram(): Command {
     .option("-c, --config <file>", "configuration file", "/etc/v6agent/config.yaml")
     .action(notImplemented("run"));
 
-  program.command("mgmt").description("run the reference management server").action(notImplemented("mgmt"));
+  program
+    .command("mgmt")
+    .description("run the reference management server (agents over wss, a local HTTP API for labs and tests)")
+    .option("--listen <host:port>", "address agents connect to", "127.0.0.1:8443")
+    .option("--api <host:port>", "local HTTP API address (unauthenticated: loopback)", "127.0.0.1:8440")
+    .option("--cert <file>", "server certificate (PEM); without it, plain ws:// (loopback or --insecure)")
+    .option("--key <file>", "server private key (PEM)")
+    .option("--client-ca <file>", "require client certificates signed by this CA (mutual TLS)")
+    .option("--token-file <file>", "accepted bearer tokens, one per line")
+    .option("--heartbeat-ms <ms>", "heartbeat interval asked of agents")
+    .option("--insecure", "allow plain ws:// on a non-loopback address")
+    .option("--allow-remote-api", "allow the HTTP API on a non-loopback address")
+    .action((options: MgmtCommandOptions) => runMgmt(options));
 
   program
     .command("diag")

@@ -1,0 +1,28 @@
+export { fromRpcError, RemoteError, RPC_ERROR_MEANINGS, RPC_ERRORS, type RpcErrorCode, rpcError, toRpcError } from "./error-codes.js";
+export { type DecodeOptions, decodeFrame, decodeValue, encodeError, encodeRequest, encodeResult, type Incoming } from "./message.js";
+export {
+  AGENT_METHODS,
+  type AgentMethod,
+  isMethodName,
+  METHODS,
+  type MethodName,
+  type MethodParams,
+  type MethodResult,
+  SERVER_METHODS,
+  type ServerMethod,
+  SUBPROTOCOL,
+} from "./methods.js";
+export { assertSchema, fieldPath, parseParams, parseResult } from "./params.js";
+export { protocolSchemaDocument, protocolSchemaText } from "./schema-document.js";
+export type {
+  AgentHeartbeatParams,
+  AgentHelloParams,
+  AgentHelloResult,
+  HostDiagnoseResult,
+  NetworkEnsureParams,
+  RequestId,
+  RpcErrorObject,
+  StateSyncParams,
+  VifReport,
+  VifState,
+} from "./schemas.js";
