@@ -10,7 +10,7 @@ import {
   EB_MAIN,
   ebBridgeChain,
   ebBridgeRules,
-  ebDispatchRule,
+  ebDispatchRules,
   ebPortChain,
   ebPortLines,
   ebPortRules,
@@ -129,7 +129,7 @@ export class XtablesFirewall implements Firewall {
     }
 
     // The main chains: port dispatch (any order) then one jump per bridge, rewritten whole when different.
-    const ebMain = [...state.ports.map((p) => ebDispatchRule(p.device)), ...state.bridges.map((b) => `-j ${ebBridgeChain(b.name)}`)];
+    const ebMain = [...state.ports.flatMap((p) => ebDispatchRules(p.device)), ...state.bridges.map((b) => `-j ${ebBridgeChain(b.name)}`)];
     const ip6Main = state.ports.map((p) => ip6DispatchRule(p.device, p.bridge));
     const ebMainLive = eb.chains.get(EB_MAIN)?.rules ?? [];
     const tail = state.bridges.length;
@@ -191,16 +191,17 @@ export class XtablesFirewall implements Firewall {
     const ip6 = ip6PortLines(port);
     const ip6Dispatch = ip6DispatchRule(port.device, port.bridge);
     const eb = ebPortLines(port);
-    const ebDispatch = ebDispatchRule(port.device);
+    const [ebJump, ebReturn] = ebDispatchRules(port.device);
     // Replacing the dispatch rule needs -D, which fails when it is absent; a port this process
     // has not seen is assumed new (reconcile at start makes that true).
     const ip6Variants = [
       [...ip6, `-D ${IP6_MAIN} ${ip6Dispatch}`, `-I ${IP6_MAIN} 1 ${ip6Dispatch}`],
       [...ip6, `-I ${IP6_MAIN} 1 ${ip6Dispatch}`],
     ];
+    const ebInsert = [`-I ${EB_MAIN} 1 ${ebReturn}`, `-I ${EB_MAIN} 1 ${ebJump}`];
     const ebVariants = [
-      [...eb, `-D ${EB_MAIN} ${ebDispatch}`, `-I ${EB_MAIN} 1 ${ebDispatch}`],
-      [...eb, `-I ${EB_MAIN} 1 ${ebDispatch}`],
+      [...eb, `-D ${EB_MAIN} ${ebJump}`, `-D ${EB_MAIN} ${ebReturn}`, ...ebInsert],
+      [...eb, ...ebInsert],
     ];
     if (!known) {
       ip6Variants.reverse();
@@ -215,8 +216,9 @@ export class XtablesFirewall implements Firewall {
   async removePort(device: string): Promise<void> {
     const name = parseInterfaceName(device, "device");
     const ebChain = ebPortChain(name);
+    const [ebJump, ebReturn] = ebDispatchRules(name);
     await this.restoreFirst("eb", [
-      [`-D ${EB_MAIN} ${ebDispatchRule(name)}`, `-F ${ebChain}`, `-X ${ebChain}`],
+      [`-D ${EB_MAIN} ${ebJump}`, `-D ${EB_MAIN} ${ebReturn}`, `-F ${ebChain}`, `-X ${ebChain}`],
       [`:${ebChain} RETURN`, `-X ${ebChain}`],
     ]);
     const ip6Chain = ip6PortChain(name);
@@ -296,9 +298,8 @@ export class XtablesFirewall implements Firewall {
           const kind = ruleKind(rule);
           if (kind === undefined) return;
           const counter = saved.counters[i] ?? { packets: 0, bytes: 0 };
-          const sum = (sums[kind] ??= { packets: 0, bytes: 0 });
-          sum.packets += counter.packets;
-          sum.bytes += counter.bytes;
+          const sum = sums[kind] ?? { packets: 0, bytes: 0 };
+          sums[kind] = { packets: sum.packets + counter.packets, bytes: sum.bytes + counter.bytes };
         });
       };
       add(eb, ebPortChain(device));

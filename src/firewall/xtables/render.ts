@@ -33,8 +33,9 @@ const DHCPV6_CLIENT_TYPES = "1,3:6,8,9,11";
 export function ebPortRules(port: GuestPort): XRule[] {
   const rules: XRule[] = [
     { text: `-s ! ${port.mac} -j DROP`, kind: "spoof" },
-    // Plain RA/Redirect and DHCPv6 server traffic also stop here, so the policy holds even if
-    // bridged IPv6 ever skips ip6tables; ip6tables catches them behind extension headers.
+    // RA/Redirect and DHCPv6 server traffic also stop here (ebtables' ip6 match skips extension
+    // headers too), so the policy holds even if bridged IPv6 ever skips ip6tables; fragments,
+    // ND options and sources need ip6tables.
     { text: "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type router-advertisement -j DROP", kind: "ra" },
     { text: "-p IPv6 --ip6-proto ipv6-icmp --ip6-icmp-type redirect -j DROP", kind: "ra" },
     { text: "-p IPv6 --ip6-proto udp --ip6-dport 546 -j DROP", kind: "dhcp6" },
@@ -62,8 +63,12 @@ export function ebBridgeRules(bridge: ManagedBridge, bridgeMeta: boolean): XRule
   return rules;
 }
 
-export function ebDispatchRule(device: string): string {
-  return `-i ${device} -j ${ebPortChain(device)}`;
+/**
+ * A port's two rules in the main chain: the jump into its chain, then a RETURN so a frame its
+ * chain let through does not fall on to the bridges' fail-closed rules (ebtables has no goto).
+ */
+export function ebDispatchRules(device: string): [string, string] {
+  return [`-i ${device} -j ${ebPortChain(device)}`, `-i ${device} -j RETURN`];
 }
 
 /** A 128-bit address as the four u32 tests of a match at byte `offset`. */

@@ -36,7 +36,7 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s backen
   let routerLinkLocal: string;
 
   const port = (device: string, mac: typeof victimMac, address: string): GuestPort =>
-    ({ device, bridge, mac, linkLocals: [eui64LinkLocal(mac)], ipv6: [address], ipv4: [], network: network.cidr }) as GuestPort;
+    ({ device, bridge, mac, linkLocals: [eui64LinkLocal(mac)], ipv6: [address], ipv4: [], network: network.cidr }) as unknown as GuestPort;
 
   beforeAll(async () => {
     workDir = mkdtempSync(join(tmpdir(), "v6fw-"));
@@ -91,7 +91,9 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s backen
     ["ra-flood", "ra"],
     ["redirect", "ra"],
     ["ra-frag", "fragment"],
-    ["ra-atomic-frag", "fragment"],
+    // ebtables' ip6 match skips extension headers (fragment included), so on xtables an atomic
+    // fragment RA is already dropped, and counted, as an RA at L2.
+    ["ra-atomic-frag", backend === "nft" ? "fragment" : "ra"],
     ["dhcp6-advertise", "dhcpv6Server"],
     ["dhcp6-reply", "dhcpv6Server"],
     ["dhcp6-reply-other-port", "dhcpv6Server"],
