@@ -52,7 +52,7 @@ export class XtablesFirewall implements Firewall {
   private readonly netns: string | undefined;
   private readonly logger: Logger | undefined;
   /** Ports whose dispatch rules this process knows exist (after reconcile or upsert). */
-  private readonly known = new Set<string>();
+  private readonly known = new Map<string, string>();
 
   private constructor(
     readonly tools: XtablesTools,
@@ -175,7 +175,7 @@ export class XtablesFirewall implements Firewall {
     if (ebBatch.length > 0) await this.restore("eb", ebBatch);
     result.changed = ebBatch.length + ip6Batch.length > 0;
     this.known.clear();
-    for (const port of state.ports) this.known.add(port.device);
+    for (const port of state.ports) this.known.set(port.device, port.bridge);
     if (result.changed) {
       this.logger?.info(
         { added: result.addedPorts.length, updated: result.updatedPorts.length, removed: result.removedPorts.length },
@@ -187,7 +187,8 @@ export class XtablesFirewall implements Firewall {
 
   async upsertPort(input: GuestPort): Promise<void> {
     const port = validatePort(input);
-    const known = this.known.has(port.device);
+    const knownBridge = this.known.get(port.device);
+    const known = knownBridge !== undefined;
     const ip6 = ip6PortLines(port);
     const ip6Dispatch = ip6DispatchRule(port.device, port.bridge);
     const eb = ebPortLines(port);
@@ -195,7 +196,7 @@ export class XtablesFirewall implements Firewall {
     // Replacing the dispatch rule needs -D, which fails when it is absent; a port this process
     // has not seen is assumed new (reconcile at start makes that true).
     const ip6Variants = [
-      [...ip6, `-D ${IP6_MAIN} ${ip6Dispatch}`, `-I ${IP6_MAIN} 1 ${ip6Dispatch}`],
+      [...ip6, `-D ${IP6_MAIN} ${ip6DispatchRule(port.device, knownBridge ?? port.bridge)}`, `-I ${IP6_MAIN} 1 ${ip6Dispatch}`],
       [...ip6, `-I ${IP6_MAIN} 1 ${ip6Dispatch}`],
     ];
     const ebInsert = [`-I ${EB_MAIN} 1 ${ebReturn}`, `-I ${EB_MAIN} 1 ${ebJump}`];
@@ -209,25 +210,45 @@ export class XtablesFirewall implements Firewall {
     }
     await this.restoreFirst("ip6", ip6Variants);
     await this.restoreFirst("eb", ebVariants);
-    this.known.add(port.device);
+    this.known.set(port.device, port.bridge);
     this.logger?.info({ port: port.device, bridge: port.bridge }, "port rules installed");
   }
 
   async removePort(device: string): Promise<void> {
     const name = parseInterfaceName(device, "device");
+    const bridge = this.known.get(name);
     const ebChain = ebPortChain(name);
-    const [ebJump, ebReturn] = ebDispatchRules(name);
-    await this.restoreFirst("eb", [
-      [`-D ${EB_MAIN} ${ebJump}`, `-D ${EB_MAIN} ${ebReturn}`, `-F ${ebChain}`, `-X ${ebChain}`],
-      [`:${ebChain} RETURN`, `-X ${ebChain}`],
-    ]);
     const ip6Chain = ip6PortChain(name);
     const target = ip6TargetChain(name);
-    const live = await this.ip6DispatchOf(name);
-    await this.restoreFirst("ip6", [
-      [...(live === undefined ? [] : [`-D ${IP6_MAIN} ${live}`]), `-F ${ip6Chain}`, `-X ${ip6Chain}`, `-F ${target}`, `-X ${target}`],
-      [`:${ip6Chain} - [0:0]`, `:${target} - [0:0]`, `-X ${ip6Chain}`, `-X ${target}`],
-    ]);
+    const [ebJump, ebReturn] = ebDispatchRules(name);
+    // Known port: delete exactly what we wrote, without reading anything.
+    if (bridge !== undefined) {
+      try {
+        await this.restore("eb", [`-D ${EB_MAIN} ${ebJump}`, `-D ${EB_MAIN} ${ebReturn}`, `-F ${ebChain}`, `-X ${ebChain}`]);
+        await this.restore("ip6", [
+          `-D ${IP6_MAIN} ${ip6DispatchRule(name, bridge)}`,
+          `-F ${ip6Chain}`,
+          `-X ${ip6Chain}`,
+          `-F ${target}`,
+          `-X ${target}`,
+        ]);
+        this.known.delete(name);
+        this.logger?.info({ port: name }, "port rules removed");
+        return;
+      } catch {
+        // Changed behind our back: fall back to reading what is there.
+      }
+    }
+    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
+    const ebBatch = (eb.chains.get(EB_MAIN)?.rules ?? []).filter((r) => r === ebJump || r === ebReturn).map((r) => `-D ${EB_MAIN} ${r}`);
+    if (eb.chains.has(ebChain)) ebBatch.push(`-F ${ebChain}`, `-X ${ebChain}`);
+    const ip6Batch = (ip6.chains.get(IP6_MAIN)?.rules ?? [])
+      .filter((r) => r.startsWith(`-m physdev --physdev-in ${name} `))
+      .map((r) => `-D ${IP6_MAIN} ${r}`);
+    for (const chain of [ip6Chain, target]) if (ip6.chains.has(chain)) ip6Batch.push(`-F ${chain}`);
+    for (const chain of [ip6Chain, target]) if (ip6.chains.has(chain)) ip6Batch.push(`-X ${chain}`);
+    if (ebBatch.length > 0) await this.restore("eb", ebBatch);
+    if (ip6Batch.length > 0) await this.restore("ip6", ip6Batch);
     this.known.delete(name);
     this.logger?.info({ port: name }, "port rules removed");
   }
@@ -328,13 +349,7 @@ export class XtablesFirewall implements Firewall {
     this.known.clear();
   }
 
-  /** The live ip6tables dispatch rule of a port (its comment carries the bridge, unknown here). */
-  private async ip6DispatchOf(device: string): Promise<string | undefined> {
-    const ip6 = await this.save("ip6", IP6_MAIN);
-    return (ip6.chains.get(IP6_MAIN)?.rules ?? []).find((r) => r.startsWith(`-m physdev --physdev-in ${device} `));
-  }
-
-  private async save(which: "eb" | "ip6", _chain?: string): Promise<SavedTable> {
+  private async save(which: "eb" | "ip6"): Promise<SavedTable> {
     const command = which === "eb" ? this.tools.ebSave : this.tools.ip6Save;
     const args = which === "eb" ? ["-c", "-t", "filter"] : ["-c", "-t", "filter"];
     const { stdout } = await run(command, args, { netns: this.netns });
