@@ -7,9 +7,11 @@ import { validateBridge, validatePort, validateState } from "../validate.js";
 import { type NftLiveTable, parseNftJson } from "./live.js";
 import {
   bridgeObjects,
+  counterKinds,
+  counterMap,
   type NftCapabilities,
+  portEntryComment,
   portObjects,
-  portSets,
   renderBridge,
   renderBridgeRemoval,
   renderBridgeRules,
@@ -64,6 +66,7 @@ export class NftFirewall implements Firewall {
     const parts: string[] = [];
     const skeletonOk =
       live.hasPortsMap &&
+      counterKinds.every((kind) => live.maps.has(counterMap(kind))) &&
       renderSkeletonRules().every(({ chain, rules }) => sameComments(live.chains.get(chain), rules)) &&
       live.chains.has("bridges");
     if (!skeletonOk) parts.push(renderSkeleton());
@@ -148,15 +151,15 @@ export class NftFirewall implements Firewall {
     }
     const ports: GuestPort[] = [];
     for (const device of live.ports.keys()) {
-      const o = portObjects(device);
-      const addresses = live.sets.get(o.ip6Set) ?? [];
+      const comment = live.portComments.get(device) ?? "";
+      const addresses = live.sources.get(portObjects(device).chain) ?? { ip6: [], ip4: [] };
       ports.push({
         device,
-        bridge: live.sets.get(o.bridgeSet)?.[0] ?? "",
-        mac: live.sets.get(o.macSet)?.[0] ?? "",
-        linkLocals: addresses.filter((a) => a.startsWith("fe80:")),
-        ipv6: addresses.filter((a) => !a.startsWith("fe80:")),
-        ipv4: live.sets.get(o.ip4Set) ?? [],
+        bridge: /bridge=(\S+)/.exec(comment)?.[1] ?? "",
+        mac: /mac=(\S+)/.exec(comment)?.[1] ?? "",
+        linkLocals: addresses.ip6.filter((a) => a.startsWith("fe80:")),
+        ipv6: addresses.ip6.filter((a) => !a.startsWith("fe80:")),
+        ipv4: addresses.ip4,
       } as GuestPort);
     }
     return { bridges, ports };
@@ -264,7 +267,10 @@ function portMatches(port: GuestPort, live: NftLiveTable): boolean {
   const o = portObjects(port.device);
   if (live.ports.get(port.device) !== o.chain) return false;
   if (!sameComments(live.chains.get(o.chain), renderPortRules(port))) return false;
-  return portSets(port).every(({ name, elements }) => live.sets.has(name) && sameElements(live.sets.get(name), elements));
+  if (live.portComments.get(port.device) !== portEntryComment(port)) return false;
+  return counterKinds.every(
+    (kind) => live.counters.has(o.counter(kind)) && live.maps.get(counterMap(kind))?.get(port.device) === o.counter(kind),
+  );
 }
 
 /** The bridge names the `bridges` chain jumps to. */
