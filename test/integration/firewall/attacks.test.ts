@@ -136,6 +136,30 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s backen
     expect(poisoned).toEqual([]);
   });
 
+  it("drops everything from a port it has no rules for (fail closed)", async () => {
+    const stranger = await NetnsGuest.create({
+      mac: parseMac("52:54:00:00:10:0c"),
+      host,
+      port: `gu${sfx}`,
+      bridge,
+      workDir,
+      prefix: "fwu",
+    });
+    try {
+      await stranger.waitForLinkLocal();
+      const sent = await sendAttack(stranger.netns.name, "eth0", "ra", {
+        src_mac: "52:54:00:00:10:0c",
+        src_ll: eui64LinkLocal(parseMac("52:54:00:00:10:0c")),
+      });
+      expect(sent).toBe(1);
+      const ping = await stranger.netns.exec("ping", ["-6", "-c", "2", "-W", "2", `${routerLinkLocal}%eth0`], { okExitCodes: [0, 1] });
+      expect(ping.exitCode).toBe(1);
+      expect((await victim.defaultRoutes()).map((r) => r.gateway)).toEqual([routerLinkLocal]);
+    } finally {
+      await stranger.destroy();
+    }
+  });
+
   it("still serves the legitimate guest after the attacks", async () => {
     expect((await victim.addresses()).map((a) => a.address)).toContain(victimAddress);
     await victim.netns.exec("ping", ["-6", "-c", "1", "-W", "5", "2001:db8:1:1::1"]);
