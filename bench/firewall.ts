@@ -17,7 +17,8 @@ import { Netns } from "../src/lab/netns.js";
 
 const SIZES = [10, 100, 1000];
 const REPEAT = 5;
-const naiveFullMax = Number(process.argv[process.argv.indexOf("--naive-full-max") + 1] || 100);
+const flag = process.argv.indexOf("--naive-full-max");
+const naiveFullMax = flag > 0 ? Number(process.argv[flag + 1]) : 100;
 
 function port(i: number): GuestPort {
   const b = (i >> 8) & 0xff;

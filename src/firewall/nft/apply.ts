@@ -113,28 +113,44 @@ export class NftFirewall implements Firewall {
 
   async removePort(device: string): Promise<void> {
     const name = parseInterfaceName(device, "device");
-    if (!(await this.tableExists())) return;
-    await this.apply(renderPortRemoval(name));
+    try {
+      await run("nft", ["-f", "-"], { input: `${renderPortRemoval(name)}\n`, netns: this.netns });
+    } catch (error) {
+      // No table means no port: removal is idempotent (and must not list the whole ruleset).
+      if (error instanceof CommandError && /No such file or directory/.test(error.stderr) && !(await this.tableExists())) return;
+      throw new V6Error(
+        "firewall_failure",
+        `nft transaction failed: ${error instanceof CommandError ? error.stderr.trim() : String(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
     this.logger?.info({ port: name }, "port rules removed");
   }
 
   async ensureBridge(input: ManagedBridge): Promise<void> {
     const bridge = validateBridge(input);
     const caps = await this.caps();
-    const names = new Set(await this.liveBridgeNames());
+    const live = await this.liveBridgeNames();
+    const names = new Set(live ?? []);
     const parts: string[] = [];
-    if (!(await this.tableExists())) parts.push(renderSkeleton());
+    if (live === undefined) parts.push(renderSkeleton());
     names.add(bridge.name);
     parts.push(renderBridge(bridge, caps), renderBridgesChain([...names]));
     await this.apply(parts.join("\n"));
     this.logger?.info({ bridge: bridge.name }, "bridge managed");
   }
 
+  /** Stops managing a bridge: its chain, sets and the rules of every port on it go in one transaction. */
   async removeBridge(name: string): Promise<void> {
-    const bridge = validateBridge({ name, trustedPorts: [] } as unknown as ManagedBridge);
-    if (!(await this.tableExists())) return;
-    const names = (await this.liveBridgeNames()).filter((n) => n !== bridge.name);
-    await this.apply([renderBridgesChain(names), renderBridgeRemoval(bridge.name)].join("\n"));
+    const bridge = parseInterfaceName(name, "name");
+    const live = await this.readTable();
+    if (live === undefined) return;
+    const names = [...live.chains.keys()].filter((c) => c.startsWith("bridge_") && c !== `bridge_${bridge}`).map((c) => c.slice(7));
+    const ports = [...live.portComments].filter(([, comment]) => comment.startsWith(`bridge=${bridge} `)).map(([device]) => device);
+    await this.apply([renderBridgesChain(names), ...ports.map(renderPortRemoval), renderBridgeRemoval(bridge)].join("\n"));
+    this.logger?.info({ bridge, ports: ports.length }, "bridge no longer managed");
   }
 
   async readLive(): Promise<FirewallState> {
@@ -202,12 +218,13 @@ export class NftFirewall implements Firewall {
     return result.stdout.split("\n").some((line) => line.trim() === `table bridge ${TABLE}`);
   }
 
-  private async liveBridgeNames(): Promise<string[]> {
+  /** Bridges the `bridges` chain jumps to; undefined when our table does not exist. */
+  private async liveBridgeNames(): Promise<string[] | undefined> {
     try {
       const { stdout } = await run("nft", ["-j", "list", "chain", "bridge", TABLE, "bridges"], { netns: this.netns });
       return bridgeJumps(stdout);
     } catch (error) {
-      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return [];
+      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return undefined;
       throw error;
     }
   }

@@ -169,6 +169,20 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s reconc
     expect(await oursSnapshot(ns, backend, true)).toBe(before);
   });
 
+  it("ensureBridge adds a second bridge and removeBridge takes its ports with it", async () => {
+    await firewall.reconcile(desired);
+    await firewall.ensureBridge({ name: "br1", trustedPorts: ["uplink1"] } as never);
+    await firewall.upsertPort({ ...port("tap7", 7), bridge: "br1" } as GuestPort);
+    let live = await firewall.readLive();
+    expect(live.bridges.map((b) => b.name).sort()).toEqual(["br0", "br1"]);
+    expect(live.ports.find((p) => p.device === "tap7")?.bridge).toBe("br1");
+    await firewall.removeBridge("br1");
+    live = await firewall.readLive();
+    expect(live.bridges.map((b) => b.name)).toEqual(["br0"]);
+    expect(live.ports.map((p) => p.device).sort()).toEqual(["vnet1", "vnet2", "vnet3"]);
+    expect((await firewall.reconcile(desired)).changed).toBe(false);
+  });
+
   it("removeAll removes only what we created", async () => {
     await firewall.reconcile(desired);
     const theirs = await othersSnapshot(ns, backend);
