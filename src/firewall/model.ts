@@ -12,6 +12,14 @@ export interface ManagedBridge {
    * virtual router's veth in a lab): the only place RAs and DHCPv6 replies may come from.
    */
   trustedPorts: InterfaceName[];
+  /**
+   * Device-name patterns of guest ports on this bridge (`vnet*`, `vif*`, `tap*`): a matching
+   * device that has no rules yet is dropped (fail closed). Needed because a kernel without
+   * bridge metadata in nftables (CONFIG_NFT_BRIDGE_META, `meta ibrname`; also what ebtables'
+   * `--logical-in` needs on the nf_tables flavour) cannot tell which bridge a frame entered.
+   * Where the kernel has it, every unknown port of the bridge is dropped regardless.
+   */
+  guestPortPatterns?: string[];
 }
 
 export interface GuestPort {
@@ -25,6 +33,11 @@ export interface GuestPort {
   ipv6: string[];
   /** Optional dual-stack IPv4 addresses. */
   ipv4: string[];
+  /**
+   * The shared /64 (`2001:db8:1:1::/64`). When given, every `ipv6` address must lie inside it;
+   * without it they must at least share one /64.
+   */
+  network?: string;
 }
 
 export interface FirewallState {

@@ -1,0 +1,52 @@
+import { V6Error } from "../errors.js";
+import { run } from "../exec.js";
+import type { Logger } from "../log.js";
+import type { Firewall } from "./model.js";
+import { NftFirewall } from "./nft/apply.js";
+import { XtablesFirewall } from "./xtables/apply.js";
+
+export type * from "./model.js";
+export { NftFirewall } from "./nft/apply.js";
+export { validateBridge, validatePort, validateState } from "./validate.js";
+export { XtablesFirewall } from "./xtables/apply.js";
+
+export interface FirewallOptions {
+  /** `auto`: nftables when `nft` and its bridge family work, else ebtables/ip6tables. */
+  backend: "auto" | "nft" | "xtables";
+  /** Run every command inside this network namespace (tests and the lab). */
+  netns?: string;
+  logger?: Logger;
+}
+
+export async function createFirewall(options: FirewallOptions): Promise<Firewall> {
+  const common = { netns: options.netns, logger: options.logger };
+  switch (options.backend) {
+    case "nft":
+      return new NftFirewall(common);
+    case "xtables":
+      return XtablesFirewall.create(common);
+    case "auto": {
+      const backend = (await nftBridgeWorks(options.netns)) ? new NftFirewall(common) : await XtablesFirewall.create(common);
+      options.logger?.info({ backend: backend.backend }, "firewall backend chosen");
+      return backend;
+    }
+    default:
+      throw new V6Error("invalid_argument", `backend: ${JSON.stringify(options.backend)} is not one of auto, nft, xtables`, {
+        field: "backend",
+      });
+  }
+}
+
+/** `nft` runs and the kernel accepts a bridge-family table (checked with `-c`, nothing committed). */
+export async function nftBridgeWorks(netns?: string): Promise<boolean> {
+  try {
+    await run("nft", ["-c", "-f", "-"], {
+      input: "add table bridge v6agent_probe\nadd chain bridge v6agent_probe c { type filter hook prerouting priority 0; }\n",
+      netns,
+      timeoutMs: 5_000,
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}

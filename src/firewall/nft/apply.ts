@@ -1,0 +1,298 @@
+import { parseInterfaceName } from "../../addressing/index.js";
+import { V6Error } from "../../errors.js";
+import { CommandError, run } from "../../exec.js";
+import type { Logger } from "../../log.js";
+import type { ApplyResult, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../model.js";
+import { validateBridge, validatePort, validateState } from "../validate.js";
+import { type NftLiveTable, parseNftJson } from "./live.js";
+import {
+  bridgeObjects,
+  counterKinds,
+  counterMap,
+  type NftCapabilities,
+  portEntryComment,
+  portObjects,
+  renderBridge,
+  renderBridgeRemoval,
+  renderBridgeRules,
+  renderBridgesChain,
+  renderBridgesChainRules,
+  renderPortRemoval,
+  renderPortRules,
+  renderPortUpsert,
+  renderSkeleton,
+  renderSkeletonRules,
+  renderState,
+  renderTableRemoval,
+  ruleComment,
+  TABLE,
+} from "./render.js";
+
+export interface NftFirewallOptions {
+  netns?: string;
+  logger?: Logger;
+  capabilities?: NftCapabilities;
+}
+
+/**
+ * The nftables backend: every change is one `nft -f -` transaction, so a port is never seen
+ * unfiltered or half-filtered. Port changes touch only that port's objects; only reconcile
+ * reads the whole table.
+ */
+export class NftFirewall implements Firewall {
+  readonly backend = "nft" as const;
+  private readonly netns: string | undefined;
+  private readonly logger: Logger | undefined;
+  private capabilities: NftCapabilities | undefined;
+
+  constructor(options: NftFirewallOptions = {}) {
+    this.netns = options.netns;
+    this.logger = options.logger?.child({ component: "firewall", backend: "nft" });
+    this.capabilities = options.capabilities;
+  }
+
+  async reconcile(desired: FirewallState): Promise<ApplyResult> {
+    const state = validateState(desired);
+    const caps = await this.caps();
+    const live = await this.readTable();
+    const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
+    if (live === undefined) {
+      await this.apply(renderState(state, caps));
+      result.changed = true;
+      result.addedPorts = state.ports.map((p) => p.device);
+      this.logger?.info({ ports: state.ports.length, bridges: state.bridges.length }, "firewall table created");
+      return result;
+    }
+    const parts: string[] = [];
+    const skeletonOk =
+      live.hasPortsMap &&
+      counterKinds.every((kind) => live.maps.has(counterMap(kind))) &&
+      renderSkeletonRules().every(({ chain, rules }) => sameComments(live.chains.get(chain), rules)) &&
+      live.chains.has("bridges");
+    if (!skeletonOk) parts.push(renderSkeleton());
+    for (const bridge of state.bridges) {
+      if (!bridgeMatches(bridge, live, caps)) parts.push(renderBridge(bridge, caps));
+    }
+    const bridgeNames = state.bridges.map((b) => b.name as string);
+    if (!sameComments(live.chains.get("bridges"), renderBridgesChainRules(bridgeNames))) parts.push(renderBridgesChain(bridgeNames));
+    const desiredDevices = new Set(state.ports.map((p) => p.device as string));
+    for (const port of state.ports) {
+      if (portMatches(port, live)) continue;
+      parts.push(renderPortUpsert(port));
+      const exists = live.ports.has(port.device) || live.chains.has(portObjects(port.device).chain);
+      (exists ? result.updatedPorts : result.addedPorts).push(port.device);
+    }
+    const liveDevices = new Set([
+      ...live.ports.keys(),
+      ...[...live.chains.keys()].filter((c) => c.startsWith("port_")).map((c) => c.slice(5)),
+    ]);
+    for (const device of liveDevices) {
+      if (desiredDevices.has(device)) continue;
+      parts.push(renderPortRemoval(device));
+      result.removedPorts.push(device);
+    }
+    const wanted = new Set(bridgeNames);
+    for (const chain of live.chains.keys()) {
+      if (chain.startsWith("bridge_") && !wanted.has(chain.slice(7))) parts.push(renderBridgeRemoval(chain.slice(7)));
+    }
+    if (parts.length === 0) return result;
+    await this.apply(parts.join("\n"));
+    result.changed = true;
+    this.logger?.info(
+      { added: result.addedPorts.length, updated: result.updatedPorts.length, removed: result.removedPorts.length },
+      "firewall reconciled",
+    );
+    return result;
+  }
+
+  async upsertPort(input: GuestPort): Promise<void> {
+    const port = validatePort(input);
+    await this.apply(renderPortUpsert(port), "is the bridge managed yet (ensureBridge or reconcile)?");
+    this.logger?.info({ port: port.device, bridge: port.bridge }, "port rules installed");
+  }
+
+  async removePort(device: string): Promise<void> {
+    const name = parseInterfaceName(device, "device");
+    try {
+      await run("nft", ["-f", "-"], { input: `${renderPortRemoval(name)}\n`, netns: this.netns });
+    } catch (error) {
+      // No table means no port: removal is idempotent (and must not list the whole ruleset).
+      if (error instanceof CommandError && /No such file or directory/.test(error.stderr) && !(await this.tableExists())) return;
+      throw new V6Error(
+        "firewall_failure",
+        `nft transaction failed: ${error instanceof CommandError ? error.stderr.trim() : String(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    this.logger?.info({ port: name }, "port rules removed");
+  }
+
+  async ensureBridge(input: ManagedBridge): Promise<void> {
+    const bridge = validateBridge(input);
+    const caps = await this.caps();
+    const live = await this.liveBridgeNames();
+    const names = new Set(live ?? []);
+    const parts: string[] = [];
+    if (live === undefined) parts.push(renderSkeleton());
+    names.add(bridge.name);
+    parts.push(renderBridge(bridge, caps), renderBridgesChain([...names]));
+    await this.apply(parts.join("\n"));
+    this.logger?.info({ bridge: bridge.name }, "bridge managed");
+  }
+
+  /** Stops managing a bridge: its chain, sets and the rules of every port on it go in one transaction. */
+  async removeBridge(name: string): Promise<void> {
+    const bridge = parseInterfaceName(name, "name");
+    const live = await this.readTable();
+    if (live === undefined) return;
+    const names = [...live.chains.keys()].filter((c) => c.startsWith("bridge_") && c !== `bridge_${bridge}`).map((c) => c.slice(7));
+    const ports = [...live.portComments].filter(([, comment]) => comment.startsWith(`bridge=${bridge} `)).map(([device]) => device);
+    await this.apply([renderBridgesChain(names), ...ports.map(renderPortRemoval), renderBridgeRemoval(bridge)].join("\n"));
+    this.logger?.info({ bridge, ports: ports.length }, "bridge no longer managed");
+  }
+
+  async readLive(): Promise<FirewallState> {
+    const live = await this.readTable();
+    if (live === undefined) return { bridges: [], ports: [] };
+    const bridges: ManagedBridge[] = [];
+    for (const chain of live.chains.keys()) {
+      if (!chain.startsWith("bridge_")) continue;
+      const o = bridgeObjects(chain.slice(7));
+      const bridge = { name: chain.slice(7), trustedPorts: live.sets.get(o.trustedSet) ?? [] } as ManagedBridge;
+      const patterns = live.sets.get(o.guestSet) ?? [];
+      if (patterns.length > 0) bridge.guestPortPatterns = patterns;
+      bridges.push(bridge);
+    }
+    const ports: GuestPort[] = [];
+    for (const device of live.ports.keys()) {
+      const comment = live.portComments.get(device) ?? "";
+      const addresses = live.sources.get(portObjects(device).chain) ?? { ip6: [], ip4: [] };
+      ports.push({
+        device,
+        bridge: /bridge=(\S+)/.exec(comment)?.[1] ?? "",
+        mac: /mac=(\S+)/.exec(comment)?.[1] ?? "",
+        linkLocals: addresses.ip6.filter((a) => a.startsWith("fe80:")),
+        ipv6: addresses.ip6.filter((a) => !a.startsWith("fe80:")),
+        ipv4: addresses.ip4,
+      } as GuestPort);
+    }
+    return { bridges, ports };
+  }
+
+  async counters(): Promise<PortCounters[]> {
+    const live = await this.readTable();
+    if (live === undefined) return [];
+    const read = (name: string) => live.counters.get(name) ?? { packets: 0, bytes: 0 };
+    return [...live.ports.keys()].sort().map((device) => {
+      const o = portObjects(device);
+      return {
+        device,
+        ra: read(o.counter("ra")),
+        dhcpv6Server: read(o.counter("dhcp6")),
+        spoof: read(o.counter("spoof")),
+        fragment: read(o.counter("frag")),
+        ipv4: read(o.counter("ipv4")),
+      };
+    });
+  }
+
+  async removeAll(): Promise<void> {
+    await this.apply(renderTableRemoval());
+  }
+
+  /** The live table, or undefined when it does not exist. */
+  async readTable(): Promise<NftLiveTable | undefined> {
+    try {
+      const { stdout } = await run("nft", ["-j", "list", "table", "bridge", TABLE], { netns: this.netns });
+      return parseNftJson(stdout);
+    } catch (error) {
+      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return undefined;
+      throw error;
+    }
+  }
+
+  private async tableExists(): Promise<boolean> {
+    const result = await run("nft", ["list", "tables", "bridge"], { netns: this.netns });
+    return result.stdout.split("\n").some((line) => line.trim() === `table bridge ${TABLE}`);
+  }
+
+  /** Bridges the `bridges` chain jumps to; undefined when our table does not exist. */
+  private async liveBridgeNames(): Promise<string[] | undefined> {
+    try {
+      const { stdout } = await run("nft", ["-j", "list", "chain", "bridge", TABLE, "bridges"], { netns: this.netns });
+      return bridgeJumps(stdout);
+    } catch (error) {
+      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return undefined;
+      throw error;
+    }
+  }
+
+  private async caps(): Promise<NftCapabilities> {
+    this.capabilities ??= await probeNftCapabilities(this.netns);
+    return this.capabilities;
+  }
+
+  private async apply(script: string, hint?: string): Promise<void> {
+    try {
+      await run("nft", ["-f", "-"], { input: `${script}\n`, netns: this.netns });
+    } catch (error) {
+      const detail = error instanceof CommandError ? error.stderr.trim().split("\n").slice(0, 6).join("; ") : String(error);
+      throw new V6Error("firewall_failure", `nft transaction failed${hint ? ` (${hint})` : ""}: ${detail}`, { cause: error });
+    }
+  }
+}
+
+/** Whether the kernel accepts `meta ibrname` in a bridge table (checked without committing). */
+export async function probeNftCapabilities(netns?: string): Promise<NftCapabilities> {
+  const script = [
+    "add table bridge v6agent_probe",
+    "add chain bridge v6agent_probe c { type filter hook prerouting priority 0; }",
+    'add rule bridge v6agent_probe c meta ibrname "probe0" accept',
+  ].join("\n");
+  try {
+    await run("nft", ["-c", "-f", "-"], { input: script, netns });
+    return { bridgeMeta: true };
+  } catch {
+    return { bridgeMeta: false };
+  }
+}
+
+function sameComments(live: (string | undefined)[] | undefined, rules: string[]): boolean {
+  if (live === undefined || live.length !== rules.length) return false;
+  return rules.every((rule, i) => live[i] === ruleComment(rule));
+}
+
+function sameElements(live: string[] | undefined, wanted: string[]): boolean {
+  const a = [...(live ?? [])].sort();
+  const b = [...wanted].sort();
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function bridgeMatches(bridge: ManagedBridge, live: NftLiveTable, caps: NftCapabilities): boolean {
+  const o = bridgeObjects(bridge.name);
+  return (
+    sameComments(live.chains.get(o.chain), renderBridgeRules(bridge, caps)) &&
+    sameElements(live.sets.get(o.trustedSet), bridge.trustedPorts) &&
+    sameElements(live.sets.get(o.guestSet), bridge.guestPortPatterns ?? []) &&
+    live.counters.has(o.counter)
+  );
+}
+
+function portMatches(port: GuestPort, live: NftLiveTable): boolean {
+  const o = portObjects(port.device);
+  if (live.ports.get(port.device) !== o.chain) return false;
+  if (!sameComments(live.chains.get(o.chain), renderPortRules(port))) return false;
+  if (live.portComments.get(port.device) !== portEntryComment(port)) return false;
+  return counterKinds.every(
+    (kind) => live.counters.has(o.counter(kind)) && live.maps.get(counterMap(kind))?.get(port.device) === o.counter(kind),
+  );
+}
+
+/** The bridge names the `bridges` chain jumps to. */
+function bridgeJumps(json: string): string[] {
+  const names: string[] = [];
+  for (const match of json.matchAll(/"target":\s*"bridge_([^"]+)"/g)) names.push(match[1] as string);
+  return names;
+}

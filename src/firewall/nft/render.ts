@@ -1,0 +1,304 @@
+import { createHash } from "node:crypto";
+import type { FirewallState, GuestPort, ManagedBridge } from "../model.js";
+import { expand } from "../validate.js";
+
+/**
+ * Pure rendering of the port policy (design section 4) into nft scripts for `nft -f -`.
+ * Everything lives in `table bridge v6agent`; guest traffic is dispatched by `iifname` through
+ * the `ports` verdict map into one chain per port, whose addresses live in per-port sets.
+ *
+ * Every rule carries `comment "v6a:<hash>"` (a hash of its text) so reconcile can tell, from the
+ * live ruleset alone, whether a chain still holds exactly the rules we would write.
+ *
+ * Checked against nftables 1.0.6: there is no `icmpv6 taddr` yet, so ND targets and link-layer
+ * options are raw `@th` payload loads at fixed ICMPv6 offsets; there is no bridge conntrack, so
+ * fragments are judged on what the first fragment shows.
+ */
+
+export const TABLE = "v6agent";
+const T = `bridge ${TABLE}`;
+
+/** What the kernel offers; decided once by probing (see apply.ts). */
+export interface NftCapabilities {
+  /** `meta ibrname` (CONFIG_NFT_BRIDGE_META): lets us drop every unknown port of a bridge. */
+  bridgeMeta: boolean;
+}
+
+export const counterKinds = ["ra", "dhcp6", "spoof", "frag", "ipv4"] as const;
+export type CounterKind = (typeof counterKinds)[number];
+
+/** Names of every object that belongs to one port. */
+export function portObjects(device: string) {
+  return {
+    chain: `port_${device}`,
+    counter: (kind: CounterKind) => `${kind}_${device}`,
+  };
+}
+
+export function bridgeObjects(name: string) {
+  return { chain: `bridge_${name}`, trustedSet: `trusted_${name}`, guestSet: `guests_${name}`, counter: `unknown_${name}` };
+}
+
+const DHCPV6_CLIENT_TYPES = "{ 1, 3-6, 8, 9, 11 }";
+
+export function ruleComment(text: string): string {
+  return `v6a:${createHash("sha256").update(text).digest("hex").slice(0, 12)}`;
+}
+
+function withComment(text: string): string {
+  return `${text} comment "${ruleComment(text)}"`;
+}
+
+/** The static skeleton: table, dispatch map, shared helper chains and the base chain. */
+export function renderSkeletonRules(): { chain: string; rules: string[] }[] {
+  const drop = (kind: CounterKind) => `counter name iifname map @${counterMap(kind)} drop`;
+  return [
+    {
+      // Port-independent IPv6 checks, jumped to from every port chain after its source checks.
+      // Drops count into the port's own counter through the iifname → counter maps.
+      chain: "guest_ip6",
+      rules: [
+        // RFC 6980: no fragmented ICMPv6 (first or later fragments).
+        `exthdr frag exists meta l4proto ipv6-icmp ${drop("frag")}`,
+        // RFC 7112/7113: a first fragment must carry its whole header chain and not be DHCPv6.
+        "frag frag-off 0 meta l4proto udp jump first_fragment_udp",
+        "frag frag-off 0 meta l4proto tcp jump first_fragment_tcp",
+        `frag frag-off 0 ${drop("frag")}`,
+        // RA-Guard (RFC 6105): RA (134), Redirect (137), Router Renumbering (138), behind any
+        // extension headers (meta l4proto walks the header chain).
+        `meta l4proto ipv6-icmp icmpv6 type nd-router-advert ${drop("ra")}`,
+        `meta l4proto ipv6-icmp icmpv6 type 137-138 ${drop("ra")}`,
+        // DHCPv6-Shield (RFC 7610): anything to the client port, anything from the server port,
+        // and to the server port only client message types.
+        `meta l4proto udp udp dport 546 ${drop("dhcp6")}`,
+        `meta l4proto udp udp sport 547 ${drop("dhcp6")}`,
+        "meta l4proto udp udp dport 547 jump dhcp6_client_message",
+        `meta l4proto udp udp dport 547 ${drop("dhcp6")}`,
+        // NS/NA: a first option other than a link-layer address or a nonce is refused; RS may
+        // carry only its source link-layer address.
+        `meta l4proto ipv6-icmp icmpv6 type 135-136 @th,192,8 != 1-2 @th,192,8 != 14 ${drop("spoof")}`,
+        `meta l4proto ipv6-icmp icmpv6 type nd-router-solicit @th,64,8 != 1 ${drop("spoof")}`,
+        // A header chain that parsed goes back to the port chain; one that did not (a failed
+        // `meta l4proto` load ends the rule) is dropped.
+        "meta l4proto != 255 return",
+        drop("frag"),
+      ],
+    },
+    {
+      chain: "guest_ip4",
+      rules: [
+        `meta l4proto udp udp sport 67 ${drop("ipv4")}`,
+        `meta l4proto udp udp dport 68 ${drop("ipv4")}`,
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 meta l4proto udp udp sport 68 udp dport 67 accept",
+      ],
+    },
+    {
+      // A first fragment is accepted only when its whole UDP/TCP header is present (a failed
+      // load ends the rule, so a truncated header falls through to the drop) and it is not DHCPv6.
+      chain: "first_fragment_udp",
+      rules: ["udp sport != 547 udp dport != { 546, 547 } accept"],
+    },
+    {
+      // DHCPv6 message types a client may send to the server port (RFC 8415 §7.3).
+      chain: "dhcp6_client_message",
+      rules: [`@th,64,8 ${DHCPV6_CLIENT_TYPES} accept`],
+    },
+    {
+      chain: "first_fragment_tcp",
+      // Byte 16..19 of the TCP header (checksum, urgent pointer): readable means the fixed header is whole.
+      rules: ["@th,128,32 >= 0x0 accept"],
+    },
+    { chain: "prerouting", rules: ["iifname vmap @ports", "jump bridges"] },
+  ];
+}
+
+/** The iifname → counter map through which shared chains count into a port's own counter. */
+export function counterMap(kind: CounterKind): string {
+  return `${kind}_counters`;
+}
+
+export function renderSkeleton(): string {
+  const lines = [
+    `add table ${T}`,
+    `add map ${T} ports { type ifname : verdict; }`,
+    ...counterKinds.map((kind) => `add map ${T} ${counterMap(kind)} { type ifname : counter; }`),
+    `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
+    `add chain ${T} bridges`,
+  ];
+  const skeleton = renderSkeletonRules();
+  for (const { chain } of skeleton) {
+    if (chain !== "prerouting") lines.push(`add chain ${T} ${chain}`);
+    lines.push(`flush chain ${T} ${chain}`);
+  }
+  for (const { chain, rules } of skeleton) {
+    for (const rule of rules) lines.push(`add rule ${T} ${chain} ${withComment(rule)}`);
+  }
+  return lines.join("\n");
+}
+
+/** The rules of one managed bridge's chain: trusted ports pass, unknown guest ports drop. */
+export function renderBridgeRules(bridge: ManagedBridge, caps: NftCapabilities): string[] {
+  const o = bridgeObjects(bridge.name);
+  const rules = [`iifname @${o.trustedSet} accept`, `iifname @${o.guestSet} counter name "${o.counter}" drop`];
+  if (caps.bridgeMeta) rules.push(`meta ibrname "${bridge.name}" counter name "${o.counter}" drop`);
+  return rules;
+}
+
+export function renderBridge(bridge: ManagedBridge, caps: NftCapabilities): string {
+  const o = bridgeObjects(bridge.name);
+  const lines = [
+    `add set ${T} ${o.trustedSet} { type ifname; }`,
+    `flush set ${T} ${o.trustedSet}`,
+    `add set ${T} ${o.guestSet} { type ifname; flags interval; }`,
+    `flush set ${T} ${o.guestSet}`,
+    `add counter ${T} ${o.counter}`,
+    `add chain ${T} ${o.chain}`,
+    `flush chain ${T} ${o.chain}`,
+  ];
+  if (bridge.trustedPorts.length > 0) lines.push(`add element ${T} ${o.trustedSet} { ${bridge.trustedPorts.map(quote).join(", ")} }`);
+  const patterns = bridge.guestPortPatterns ?? [];
+  if (patterns.length > 0) lines.push(`add element ${T} ${o.guestSet} { ${patterns.map(quote).join(", ")} }`);
+  for (const rule of renderBridgeRules(bridge, caps)) lines.push(`add rule ${T} ${o.chain} ${withComment(rule)}`);
+  return lines.join("\n");
+}
+
+/** The `bridges` chain: one jump per managed bridge (rewritten whole; it is tiny). */
+export function renderBridgesChainRules(names: readonly string[]): string[] {
+  return [...names].sort().map((name) => `jump ${bridgeObjects(name).chain}`);
+}
+
+export function renderBridgesChain(names: readonly string[]): string {
+  return [`flush chain ${T} bridges`, ...renderBridgesChainRules(names).map((r) => `add rule ${T} bridges ${withComment(r)}`)].join("\n");
+}
+
+/** Removes a bridge's chain and sets (its jump must already be gone from `bridges`). */
+export function renderBridgeRemoval(name: string): string {
+  const o = bridgeObjects(name);
+  return [
+    `add chain ${T} ${o.chain}`,
+    `flush chain ${T} ${o.chain}`,
+    `delete chain ${T} ${o.chain}`,
+    `add set ${T} ${o.trustedSet} { type ifname; }`,
+    `delete set ${T} ${o.trustedSet}`,
+    `add set ${T} ${o.guestSet} { type ifname; flags interval; }`,
+    `delete set ${T} ${o.guestSet}`,
+    `add counter ${T} ${o.counter}`,
+    `delete counter ${T} ${o.counter}`,
+  ].join("\n");
+}
+
+/**
+ * The rules of one guest port's chain, in order: only what depends on the port; the rest is in
+ * the shared `guest_ip6`/`guest_ip4` chains. Few rules per port and no anonymous sets keep a
+ * 1000-port transaction fast (nft 1.0.6 slows down quadratically with thousands of anonymous
+ * sets, and costs grow with the rule count).
+ */
+export function renderPortRules(port: GuestPort): string[] {
+  const o = portObjects(port.device);
+  const c = (kind: CounterKind) => `counter name "${o.counter(kind)}" drop`;
+  const mac = `0x${port.mac.replaceAll(":", "")}`;
+  const icmp = "ether type ip6 meta l4proto ipv6-icmp icmpv6 type";
+  const ownAddresses = [...port.linkLocals, ...port.ipv6];
+  // "Not one of ours" as a chain of != comparisons in one rule: no set object per port.
+  const notOwn = (field: string, addresses: string[]) => addresses.map((a) => ` ${field} != ${a}`).join("");
+  return [
+    // Source MAC pinned.
+    `ether saddr != ${port.mac} ${c("spoof")}`,
+    // IPv6 source: own link-local and assigned addresses, or :: for DAD to ff02::/16.
+    `ether type ip6 ip6 saddr :: ip6 daddr != ff02::/16 ${c("spoof")}`,
+    `ether type ip6 ip6 saddr != ::${notOwn("ip6 saddr", ownAddresses)} ${c("spoof")}`,
+    // Fragments, RA-Guard, DHCPv6-Shield, header-chain checks.
+    "ether type ip6 jump guest_ip6",
+    // NS/NA (135-136): a link-layer option first (byte 24), or after a nonce option (RFC 7527),
+    // must carry our MAC. RS: its source link-layer option (byte 8).
+    `${icmp} 135-136 @th,192,8 1-2 @th,208,48 != ${mac} ${c("spoof")}`,
+    `${icmp} 135-136 @th,192,16 0x0e01 @th,256,8 1-2 @th,272,48 != ${mac} ${c("spoof")}`,
+    `${icmp} nd-router-solicit @th,64,8 1 @th,80,48 != ${mac} ${c("spoof")}`,
+    // NA: the target (ICMPv6 bytes 8..23) must be one of our addresses.
+    ...ownAddresses.map((address) => `${icmp} nd-neighbor-advert @th,64,128 ${ipv6Integer(address)} accept`),
+    `${icmp} nd-neighbor-advert ${c("spoof")}`,
+    "ether type ip6 accept",
+    // Dual stack: ARP and IPv4 source pinned; DHCPv4 server replies dropped in guest_ip4.
+    `ether type arp arp saddr ether != ${port.mac} ${c("ipv4")}`,
+    `ether type arp arp saddr ip != 0.0.0.0${notOwn("arp saddr ip", port.ipv4)} ${c("ipv4")}`,
+    "ether type arp accept",
+    "ether type ip jump guest_ip4",
+    `ether type ip${notOwn("ip saddr", port.ipv4)} ${c("ipv4")}`,
+    "ether type ip accept",
+    // Any other ethertype (802.1Q tags included) could hide the rest.
+    c("spoof"),
+  ];
+}
+
+/**
+ * The `ports` map entry's comment records what readLive cannot take from the rules cheaply:
+ * the port's bridge and MAC.
+ */
+export function portEntryComment(port: GuestPort): string {
+  return `bridge=${port.bridge} mac=${port.mac}`;
+}
+
+/**
+ * One atomic transaction that creates or replaces a port: its chain's rules, its counters and
+ * their map entries, and its dispatch entry (deleted and re-added so its comment is current).
+ */
+export function renderPortUpsert(port: GuestPort): string {
+  const o = portObjects(port.device);
+  const device = quote(port.device);
+  const lines = [
+    `add chain ${T} ${o.chain}`,
+    `flush chain ${T} ${o.chain}`,
+    ...counterKinds.map((kind) => `add counter ${T} ${o.counter(kind)}`),
+    ...counterKinds.map((kind) => `add element ${T} ${counterMap(kind)} { ${device} : "${o.counter(kind)}" }`),
+    ...renderPortRules(port).map((rule) => `add rule ${T} ${o.chain} ${withComment(rule)}`),
+    `add element ${T} ports { ${device} : jump ${o.chain} }`,
+    `delete element ${T} ports { ${device} }`,
+    `add element ${T} ports { ${device} comment "${portEntryComment(port)}" : jump ${o.chain} }`,
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * Removes a port in one transaction, idempotently: nft 1.0.6 has no `destroy`, so each object
+ * is first added (a no-op when it exists) and then deleted; the map entry goes first so the
+ * chain is no longer referenced.
+ */
+export function renderPortRemoval(device: string): string {
+  const o = portObjects(device);
+  return [
+    `add chain ${T} ${o.chain}`,
+    `add element ${T} ports { ${quote(device)} : jump ${o.chain} }`,
+    `delete element ${T} ports { ${quote(device)} }`,
+    `flush chain ${T} ${o.chain}`,
+    `delete chain ${T} ${o.chain}`,
+    ...counterKinds.flatMap((kind) => [
+      `add counter ${T} ${o.counter(kind)}`,
+      `add element ${T} ${counterMap(kind)} { ${quote(device)} : "${o.counter(kind)}" }`,
+      `delete element ${T} ${counterMap(kind)} { ${quote(device)} }`,
+      `delete counter ${T} ${o.counter(kind)}`,
+    ]),
+  ].join("\n");
+}
+
+/** The whole desired state as one transaction, from an empty (or absent) table. */
+export function renderState(state: FirewallState, caps: NftCapabilities): string {
+  return [
+    renderSkeleton(),
+    ...state.bridges.map((b) => renderBridge(b, caps)),
+    renderBridgesChain(state.bridges.map((b) => b.name)),
+    ...state.ports.map(renderPortUpsert),
+  ].join("\n");
+}
+
+export function renderTableRemoval(): string {
+  return [`add table ${T}`, `delete table ${T}`].join("\n");
+}
+
+function quote(name: string): string {
+  return `"${name}"`;
+}
+
+/** An IPv6 address as the 128-bit integer literal a raw payload comparison needs. */
+export function ipv6Integer(address: string): string {
+  return `0x${expand(address).join("")}`;
+}
