@@ -80,3 +80,57 @@ export function run(command: string, args: readonly string[], options: RunOption
     child.stdin.end(options.input ?? "");
   });
 }
+
+/** A long-running child (dnsmasq, an agent daemon in the lab) owned by its caller. */
+export interface DaemonHandle {
+  readonly pid: number;
+  readonly argv: readonly string[];
+  /** Resolves with the exit code (null when killed by a signal) once the child has exited. */
+  readonly exited: Promise<number | null>;
+  signal(signal: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child is gone. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface DaemonOptions {
+  netns?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Receives the child's stdout and stderr (a file descriptor from fs.openSync); default: discarded. */
+  outputFd?: number;
+}
+
+export function startDaemon(command: string, args: readonly string[], options: DaemonOptions = {}): DaemonHandle {
+  const argv = options.netns === undefined ? [command, ...args] : ["ip", "netns", "exec", options.netns, command, ...args];
+  const output = options.outputFd ?? "ignore";
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    stdio: ["ignore", output, output],
+    env: options.env ?? process.env,
+  });
+  if (child.pid === undefined) {
+    throw new CommandError(argv, null, "", "could not be started");
+  }
+  const pid = child.pid;
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on("exit", (code) => {
+      exitCode = code;
+      resolve(code);
+    });
+    child.on("error", () => resolve(null));
+  });
+  return {
+    pid,
+    argv,
+    exited,
+    signal(signal) {
+      if (exitCode === undefined) child.kill(signal);
+    },
+    async stop(graceMs = 5000) {
+      if (exitCode !== undefined) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

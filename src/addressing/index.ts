@@ -10,4 +10,5 @@ export {
   parseIpv6Network,
   SHARED_NETWORK_PREFIX_LENGTH,
 } from "./network.js";
+export { parseIpv4Address, parseMtu, parseNicModel, parseUuid } from "./scalars.js";
 export { parseVlanId, type VlanId } from "./vlan.js";

@@ -1,0 +1,34 @@
+import { isIPv4 } from "node:net";
+import { InvalidArgumentError } from "../errors.js";
+
+/** A VM UUID in canonical lower-case 8-4-4-4-12 form (libvirt and XAPI both use it). */
+export function parseUuid(input: unknown, field = "uuid"): string {
+  if (typeof input !== "string" || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(input)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(typeof input === "string" ? input.slice(0, 50) : input)} is not a UUID`);
+  }
+  return input.toLowerCase();
+}
+
+/** Dotted-quad IPv4 address for dual-stack ports. */
+export function parseIpv4Address(input: unknown, field = "ipv4"): string {
+  if (typeof input !== "string" || !isIPv4(input)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not an IPv4 address`);
+  }
+  return input;
+}
+
+/** Ethernet MTU of a bridge: IPv6 needs at least 1280; 9216 covers jumbo frames. */
+export function parseMtu(input: unknown, field = "mtu"): number {
+  if (typeof input !== "number" || !Number.isInteger(input) || input < 1280 || input > 9216) {
+    throw new InvalidArgumentError(field, `MTU ${JSON.stringify(input)} is out of range (IPv6 needs 1280 to 9216)`);
+  }
+  return input;
+}
+
+/** A NIC model name as libvirt takes it (`virtio`, `e1000`, `rtl8139`, ...). */
+export function parseNicModel(input: unknown, field = "model"): string {
+  if (typeof input !== "string" || !/^[a-z0-9][a-z0-9_-]{0,31}$/i.test(input)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not a NIC model name`);
+  }
+  return input;
+}

@@ -1,0 +1,86 @@
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import { run } from "../exec.js";
+import { type CheckResult, fail, ok, warn } from "./check.js";
+
+export interface ToolVersion {
+  tool: string;
+  version?: string;
+  /** `nf_tables` or `legacy` for the xtables family. */
+  flavour?: string;
+}
+
+interface ToolSpec {
+  tool: string;
+  /** How to make it print its version; absent for tools that have no such flag. */
+  args?: string[];
+  package: string;
+  /** Whether the host cannot work without it for the chosen backend. */
+  required: boolean;
+}
+
+/** The external programs the agent runs, with versions and xtables flavour. */
+export async function toolChecks(backend: "nft" | "xtables" | "auto"): Promise<{ checks: CheckResult[]; versions: ToolVersion[] }> {
+  const specs: ToolSpec[] = [
+    { tool: "ip", args: ["-V"], package: "iproute2", required: true },
+    { tool: "sysctl", args: ["--version"], package: "procps", required: true },
+    { tool: "nft", args: ["--version"], package: "nftables", required: backend === "nft" },
+    { tool: "ebtables", args: ["--version"], package: "ebtables", required: backend === "xtables" },
+    { tool: "ebtables-restore", package: "ebtables", required: backend === "xtables" },
+    { tool: "ip6tables", args: ["--version"], package: "iptables", required: backend === "xtables" },
+    { tool: "ip6tables-restore", args: ["--version"], package: "iptables", required: backend === "xtables" },
+  ];
+  const checks: CheckResult[] = [];
+  const versions: ToolVersion[] = [];
+  for (const spec of specs) {
+    if (spec.args === undefined) {
+      if (findInPath(spec.tool) === undefined) {
+        const message = `${spec.tool} is not installed`;
+        checks.push(
+          spec.required
+            ? fail(`tool.${spec.tool}`, message, `apt-get install ${spec.package}`)
+            : warn(`tool.${spec.tool}`, message, `apt-get install ${spec.package}`),
+        );
+      } else checks.push(ok(`tool.${spec.tool}`, `${spec.tool} present`));
+      continue;
+    }
+    try {
+      const { stdout, stderr } = await run(spec.tool, spec.args, { timeoutMs: 5000 });
+      const text = `${stdout}${stderr}`.trim().split("\n")[0] ?? "";
+      const version = /v?(\d+\.\d+(?:\.\d+)?)/.exec(text)?.[1];
+      const flavour = /\((nf_tables|legacy)\)/.exec(text)?.[1];
+      versions.push({ tool: spec.tool, ...(version === undefined ? {} : { version }), ...(flavour === undefined ? {} : { flavour }) });
+      checks.push(ok(`tool.${spec.tool}`, `${spec.tool} ${version ?? "(version unknown)"}${flavour === undefined ? "" : ` (${flavour})`}`));
+    } catch {
+      const message = `${spec.tool} is not installed`;
+      const fix = `apt-get install ${spec.package}`;
+      checks.push(spec.required ? fail(`tool.${spec.tool}`, message, fix) : warn(`tool.${spec.tool}`, message, fix));
+    }
+  }
+  const flavours = new Set(versions.filter((v) => v.flavour !== undefined).map((v) => v.flavour));
+  if (flavours.size > 1) {
+    checks.push(
+      warn(
+        "tool.xtables-flavour",
+        `ebtables and ip6tables use different flavours (${[...flavours].join(", ")})`,
+        "point both at the same flavour: update-alternatives --config ebtables / ip6tables",
+      ),
+    );
+  }
+  return { checks, versions };
+}
+
+/** The executable's path from PATH (plus the sbin directories root's tools live in). */
+export function findInPath(tool: string): string | undefined {
+  const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin"];
+  for (const directory of directories) {
+    if (directory === "") continue;
+    try {
+      accessSync(join(directory, tool), constants.X_OK);
+      return join(directory, tool);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}

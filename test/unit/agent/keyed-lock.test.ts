@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { KeyedLock } from "../../../src/agent/keyed-lock.js";
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe("KeyedLock", () => {
+  it("serialises tasks of one key in arrival order, even when one fails", async () => {
+    const lock = new KeyedLock();
+    const log: string[] = [];
+    let release!: () => void;
+    const first = lock.run("vm-a", async () => {
+      log.push("a1 start");
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      log.push("a1 end");
+      throw new Error("a1 failed");
+    });
+    const second = lock.run("vm-a", async () => {
+      log.push("a2");
+      return 2;
+    });
+    await tick();
+    expect(log).toEqual(["a1 start"]);
+    release();
+    await expect(first).rejects.toThrow("a1 failed");
+    expect(await second).toBe(2);
+    expect(log).toEqual(["a1 start", "a1 end", "a2"]);
+  });
+
+  it("runs different keys concurrently and forgets idle keys", async () => {
+    const lock = new KeyedLock();
+    const log: string[] = [];
+    let release!: () => void;
+    const blocked = lock.run("vm-a", () => new Promise<void>((resolve) => (release = resolve)));
+    await lock.run("vm-b", async () => {
+      log.push("b ran while a is blocked");
+    });
+    expect(log).toEqual(["b ran while a is blocked"]);
+    await tick();
+    expect(lock.busyKeys()).toEqual(["vm-a"]);
+    release();
+    await blocked;
+    await tick();
+    expect(lock.busyKeys()).toEqual([]);
+  });
+});
