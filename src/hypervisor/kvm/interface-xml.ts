@@ -51,9 +51,9 @@ export function interfaceXml(nic: ValidNic): string {
   return buildXml({ interface: interfaceElement(nic) });
 }
 
-/** The smallest `<interface>` libvirt matches a detach against: the MAC. */
-export function interfaceXmlForDetach(mac: Mac): string {
-  return buildXml({ interface: { "@_type": "bridge", mac: { "@_address": mac } } });
+/** The smallest `<interface>` libvirt matches a detach against: the MAC (a bridged NIC also needs its source to parse). */
+export function interfaceXmlForDetach(mac: Mac, bridge: string): string {
+  return buildXml({ interface: { "@_type": "bridge", mac: { "@_address": mac }, source: { "@_bridge": bridge } } });
 }
 
 export interface ParsedNic extends VmNic {

@@ -203,11 +203,15 @@ export class KvmHypervisor implements Hypervisor {
     const connection = this.live();
     const summary = await this.lookup(connection, parseUuid(uuid));
     const present = parseDomainNics(await connection.domainXml(summary.uuid), isActive(summary));
-    if (!present.some((existing) => existing.mac === validMac)) {
+    const nic = present.find((existing) => existing.mac === validMac);
+    if (nic === undefined) {
       throw new V6Error("not_found", `VM ${summary.uuid} has no NIC with MAC ${validMac}`, { field: "mac" });
     }
+    if (nic.bridge === undefined) {
+      throw new V6Error("conflict", `NIC ${validMac} of VM ${summary.uuid} is not on a bridge; the agent only detaches bridged NICs`, { field: "mac" });
+    }
     const flags = DeviceFlags.config | (isActive(summary) ? DeviceFlags.live : 0);
-    await connection.detachDevice(summary.uuid, interfaceXmlForDetach(validMac), flags);
+    await connection.detachDevice(summary.uuid, interfaceXmlForDetach(validMac, nic.bridge), flags);
   }
 
   // ---------------------------------------------------------------------------------------------

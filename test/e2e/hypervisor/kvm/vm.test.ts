@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -101,7 +102,7 @@ describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it("boots, gets its EUI-64 link-local and exactly the reserved address, sees a hot-plugged NIC, and keeps the address after stop/start", async () => {
+  it("boots, gets its EUI-64 link-local and exactly the reserved address, sees a NIC hot-plugged and unplugged, and keeps the address after stop/start", async () => {
     const vm = await hypervisor.deployVm({
       name,
       uuid,
@@ -137,6 +138,14 @@ describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
     expect(plugged).toBe(eui64LinkLocal(secondMac));
     expect((await hypervisor.getVm(uuid)).nics.map((each) => each.mac)).toEqual([mac, secondMac]);
 
+    // Hot-unplug: the guest releases the device and libvirt reports it with the MAC we know.
+    await hypervisor.detachNic(uuid, secondMac);
+    await waitFor("the nic-removed event", () => events.find((event) => event.type === "nic-removed"), 60_000);
+    expect(events.filter((event) => event.type === "nic-removed")).toEqual([
+      { type: "nic-removed", uuid, device: tapNameForMac(secondMac), mac: secondMac },
+    ]);
+    expect((await hypervisor.getVm(uuid)).nics.map((each) => each.mac)).toEqual([mac]);
+
     // Stop and start: a fresh boot (libvirt truncates the console file) gets the same address.
     await hypervisor.stopVm(uuid, { force: true });
     expect((await hypervisor.getVm(uuid)).state).toBe("stopped");
@@ -151,9 +160,63 @@ describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
     expect(second.globals.get("eth0")).toEqual([reserved]);
 
     const types = events.filter((event) => "uuid" in event && event.uuid === uuid).map((event) => event.type);
-    expect(types).toEqual(["vm-defined", "vm-started", "nic-added", "vm-stopped", "vm-started"]);
+    expect(types).toEqual(["vm-defined", "vm-started", "nic-added", "nic-removed", "vm-stopped", "vm-started"]);
 
     await hypervisor.destroyVm(uuid);
     await expect(hypervisor.getVm(uuid)).rejects.toMatchObject({ code: "not_found" });
+  });
+});
+
+describe.skipIf(skip !== undefined)("the KVM backend when libvirtd's connection drops", () => {
+  it("reports connection-lost, fails calls as unavailable meanwhile, reconnects and reports connection-restored", async () => {
+    await ensureLibvirtd();
+    // A unix-socket proxy in front of the real libvirtd lets the test cut the connection (and
+    // refuse new ones) without stopping a daemon other tests may be using.
+    const directory = mkdtempSync(join(tmpdir(), "v6-proxy-"));
+    const socketPath = join(directory, "libvirt-sock");
+    const sockets = new Set<Socket>();
+    let refusing = false;
+    const proxy = createServer((client) => {
+      if (refusing) {
+        client.destroy();
+        return;
+      }
+      const upstream = connect("/var/run/libvirt/libvirt-sock");
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on("error", () => socket.destroy());
+        socket.on("close", () => sockets.delete(socket));
+      }
+      client.pipe(upstream).pipe(client);
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(socketPath, resolve));
+    const hypervisor = new KvmHypervisor({
+      uri: `qemu+unix:///system?socket=${socketPath}`,
+      logger: createLogger("silent"),
+      reconnectDelayMs: { initial: 100, max: 500 },
+    });
+    const events: HypervisorEvent[] = [];
+    hypervisor.onEvent((event) => events.push(event));
+    try {
+      await hypervisor.connect();
+      expect(Array.isArray(await hypervisor.listVms())).toBe(true);
+
+      refusing = true;
+      for (const socket of sockets) socket.destroy();
+      await waitFor("connection-lost", () => events.find((event) => event.type === "connection-lost"), 30_000);
+      await expect(hypervisor.listVms()).rejects.toMatchObject({ code: "unavailable", message: expect.stringContaining("reconnecting") });
+
+      refusing = false;
+      await waitFor("connection-restored", () => events.find((event) => event.type === "connection-restored"), 30_000);
+      expect(Array.isArray(await hypervisor.listVms())).toBe(true);
+      expect(events.map((event) => event.type)).toEqual(["connection-lost", "connection-restored"]);
+    } finally {
+      await hypervisor.close();
+      proxy.close();
+      for (const socket of sockets) socket.destroy();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
