@@ -208,7 +208,9 @@ export class KvmHypervisor implements Hypervisor {
       throw new V6Error("not_found", `VM ${summary.uuid} has no NIC with MAC ${validMac}`, { field: "mac" });
     }
     if (nic.bridge === undefined) {
-      throw new V6Error("conflict", `NIC ${validMac} of VM ${summary.uuid} is not on a bridge; the agent only detaches bridged NICs`, { field: "mac" });
+      throw new V6Error("conflict", `NIC ${validMac} of VM ${summary.uuid} is not on a bridge; the agent only detaches bridged NICs`, {
+        field: "mac",
+      });
     }
     const flags = DeviceFlags.config | (isActive(summary) ? DeviceFlags.live : 0);
     await connection.detachDevice(summary.uuid, interfaceXmlForDetach(validMac, nic.bridge), flags);
