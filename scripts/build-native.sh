@@ -13,4 +13,5 @@ fi
 if [ ! -f native/build/Makefile ] || [ native/binding.gyp -nt native/build/Makefile ]; then
   node-gyp configure --directory native "${args[@]}" --loglevel=warn
 fi
-node-gyp build --directory native "${args[@]}" --loglevel=warn
+# make lists every step on stdout; errors and warnings stay on stderr.
+node-gyp build --directory native "${args[@]}" --loglevel=warn >/dev/null
