@@ -13,6 +13,7 @@
 #include <libvirt/virterror.h>
 #include <napi.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -114,8 +115,13 @@ void DeliverEvent(Napi::Env env, Napi::Function listener, EventData* data) {
 // One per connection. The thread-safe function's thread count is 1 for the connection itself
 // plus 1 for every libvirt registration still holding `this` as its opaque pointer; libvirt's
 // free callbacks release theirs, so the sink is freed only after libvirt is done with it.
+std::atomic<int64_t> live_sinks{0};
+
 struct EventSink {
   Napi::ThreadSafeFunction tsfn;
+
+  EventSink() { live_sinks++; }
+  ~EventSink() { live_sinks--; }
 
   void Post(EventData* data) {
     if (tsfn.NonBlockingCall(data, DeliverEvent) != napi_ok) delete data;
@@ -426,8 +432,12 @@ class CloseWorker : public Worker {
   }
 
   void OnOK() override {
-    // The connection's own share of the sink; registrations release theirs through libvirt.
-    if (sink_ != nullptr) sink_->tsfn.Release();
+    // The connection's own share of the sink and the close callback's; domain event
+    // registrations release theirs through libvirt's free callbacks.
+    if (sink_ != nullptr) {
+      if (registrations_.close_callback) sink_->tsfn.Release();
+      sink_->tsfn.Release();
+    }
     Worker::OnOK();
   }
 
@@ -482,7 +492,10 @@ class Connection : public Napi::ObjectWrap<Connection> {
       if (registrations_.close_callback) virConnectUnregisterCloseCallback(conn_, OnClosed);
       virConnectClose(conn_);
       conn_ = nullptr;
-      if (sink_ != nullptr) sink_->tsfn.Release();
+      if (sink_ != nullptr) {
+        if (registrations_.close_callback) sink_->tsfn.Release();
+        sink_->tsfn.Release();
+      }
     }
   }
 
@@ -619,10 +632,12 @@ class OpenWorker : public Worker {
       Cleanup();
       return false;
     }
+    // No free callback here: drivers without a daemon (test:///) accept the registration but
+    // keep nothing and never free it. The close path releases this share itself, after
+    // unregistering, which waits for a running callback (both hold libvirt's callback lock).
     sink_->tsfn.Acquire();
-    if (virConnectRegisterCloseCallback(conn_opened_, OnClosed, sink_, ReleaseSink) < 0) {
+    if (virConnectRegisterCloseCallback(conn_opened_, OnClosed, sink_, nullptr) < 0) {
       sink_->tsfn.Release();
-      // Drivers without a daemon have no close callback; nothing can close under them.
       virResetLastError();
     } else {
       registrations_.close_callback = true;
@@ -673,6 +688,11 @@ Napi::Value LibraryVersion(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(version));
 }
 
+// Diagnostics for leak tests: event sinks not yet freed (one per open connection).
+Napi::Value LiveEventSinks(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(live_sinks.load()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (virInitialize() < 0) {
     Napi::Error::New(env, "virInitialize failed").ThrowAsJavaScriptException();
@@ -685,6 +705,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Connection", connection);
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("libraryVersion", Napi::Function::New(env, LibraryVersion, "libraryVersion"));
+  exports.Set("liveEventSinks", Napi::Function::New(env, LiveEventSinks, "liveEventSinks"));
   return exports;
 }
 
