@@ -77,7 +77,14 @@ export class KvmHypervisor implements Hypervisor {
   async connect(): Promise<void> {
     this.wanted = true;
     if (this.connection !== undefined) return;
-    await this.open();
+    try {
+      await this.open();
+    } catch (error) {
+      if (error instanceof V6Error && error.code === "unavailable") {
+        throw new V6Error("unavailable", `${error.message} (is libvirtd running?)`, { cause: error });
+      }
+      throw error;
+    }
   }
 
   async close(): Promise<void> {
