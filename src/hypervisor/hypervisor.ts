@@ -91,8 +91,11 @@ export interface Hypervisor {
   /** Defines and starts a VM (KVM). XenServer: not offered (VMs come from templates); throws `not_implemented`. */
   deployVm(spec: VmSpec): Promise<VmInfo>;
   startVm(uuid: string): Promise<void>;
-  /** Graceful shutdown, or hard power-off with `force`. */
-  stopVm(uuid: string, options?: { force?: boolean }): Promise<void>;
+  /**
+   * Graceful shutdown, or hard power-off with `force`. A graceful stop waits until the VM is off,
+   * at most `timeoutMs` (default 60 s), then fails with `timeout`. Stopping a stopped VM is a no-op.
+   */
+  stopVm(uuid: string, options?: { force?: boolean; timeoutMs?: number }): Promise<void>;
   /** Stops if running and removes the VM's definition. */
   destroyVm(uuid: string): Promise<void>;
   attachNic(uuid: string, nic: NicSpec): Promise<VmNic>;

@@ -1,0 +1,75 @@
+/**
+ * The typed surface of native/ (the libvirt addon, built by binding.gyp). Only
+ * src/hypervisor/kvm/libvirt.ts loads it; everything else goes through that module.
+ *
+ * Every method that talks to libvirt returns a promise and runs on libuv's thread pool.
+ * Domains are addressed by UUID. Rejections are `LibvirtErrorShape`s.
+ */
+
+/** A libvirt error as thrown by the addon: virErrorNumber `code`, virErrorDomain `domain`. */
+export interface LibvirtErrorShape extends Error {
+  name: "LibvirtError";
+  code: number;
+  domain: number;
+}
+
+export interface DomainSummary {
+  name: string;
+  uuid: string;
+  /** The running domain's id; -1 when inactive. */
+  id: number;
+  /** virDomainState: 0 nostate, 1 running, 2 blocked, 3 paused, 4 shutdown, 5 shutoff, 6 crashed, 7 pmsuspended. */
+  state: number;
+  /** The state's reason code (virDomain*Reason for that state). */
+  reason: number;
+}
+
+export interface HostInfo {
+  hostname: string;
+  /** virConnectGetType: "QEMU", "TEST", ... */
+  type: string;
+  uri: string;
+  /** major * 1,000,000 + minor * 1,000 + release */
+  hypervisorVersion: number;
+  libraryVersion: number;
+}
+
+export type NativeEvent =
+  /** virDomainEventType `event` (0 defined, 1 undefined, 2 started, 3 suspended, 4 resumed, 5 stopped, 6 shutdown, 7 pmsuspended, 8 crashed) and its `detail`. */
+  | { kind: "lifecycle"; uuid: string; name: string; event: number; detail: number }
+  | { kind: "device-added"; uuid: string; name: string; alias: string }
+  | { kind: "device-removed"; uuid: string; name: string; alias: string }
+  /** virConnectCloseReason: 0 error, 1 EOF, 2 keepalive, 3 client. */
+  | { kind: "closed"; reason: number };
+
+export interface Connection {
+  /** Deregisters events and closes; later calls throw code 6 (VIR_ERR_INVALID_CONN). Idempotent. */
+  close(): Promise<void>;
+  /** Whether the connection still works (no daemon round trip). */
+  isAlive(): boolean;
+  host(): Promise<HostInfo>;
+  listDomains(): Promise<DomainSummary[]>;
+  lookupDomain(uuid: string): Promise<DomainSummary>;
+  /** virDomainGetXMLDesc flags: 1 secure, 2 inactive, 4 update-cpu, 8 migratable. */
+  domainXml(uuid: string, flags?: number): Promise<string>;
+  /** Defines (or redefines) a persistent domain. */
+  defineDomain(xml: string): Promise<DomainSummary>;
+  createDomain(uuid: string): Promise<void>;
+  destroyDomain(uuid: string): Promise<void>;
+  shutdownDomain(uuid: string): Promise<void>;
+  /** virDomainUndefineFlagsValues, e.g. 1 managed-save, 2 snapshots-metadata, 4 nvram. */
+  undefineDomain(uuid: string, flags?: number): Promise<void>;
+  /** virDomainDeviceModifyFlags: 1 live, 2 config (0 current). */
+  attachDevice(uuid: string, xml: string, flags?: number): Promise<void>;
+  detachDevice(uuid: string, xml: string, flags?: number): Promise<void>;
+  updateDevice(uuid: string, xml: string, flags?: number): Promise<void>;
+}
+
+export interface Addon {
+  /** Opens a connection; `listener` receives its domain events and its closed callback. */
+  open(uri: string, listener: (event: NativeEvent) => void): Promise<Connection>;
+  /** The libvirt library version the addon runs against. */
+  libraryVersion(): number;
+  /** Connections' event sinks not yet freed: 0 once every opened connection is closed (leak tests). */
+  liveEventSinks(): number;
+}
