@@ -39,7 +39,7 @@ async function until<T>(probe: () => T | undefined | false | Promise<T | undefin
 function seedGuest(running: RunningXapiSimulator, name: string, macs: string[] = ["52:54:00:aa:00:01"]) {
   const vm = running.seed.vm({ nameLabel: name });
   const network = running.host?.network as string;
-  macs.forEach((mac, device) => running.seed.vif({ vm: vm.ref, network, device: String(device), mac }));
+  for (const [device, mac] of macs.entries()) running.seed.vif({ vm: vm.ref, network, device: String(device), mac });
   return vm;
 }
 
