@@ -176,7 +176,9 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
       faults.length = 0;
     },
     async close(): Promise<void> {
+      // Answer blocked event.from calls first, so clients see a clean reply rather than a reset.
       simulator.shutdown();
+      await new Promise((resolve) => setTimeout(resolve, 20));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
