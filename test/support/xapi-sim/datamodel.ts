@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import model from "./datamodel-subset.json" with { type: "json" };
 
 /**
  * The XAPI data model subset (`datamodel-subset.json`, copied from the team's reference: it was
@@ -38,6 +38,7 @@ export interface ClassSpec {
 
 export type FieldKind = "string" | "int" | "float" | "bool" | "datetime" | "ref" | "enum" | "set" | "map" | "record";
 
+/** Where the copy lives in the source tree (a JSON import, so `tsc` carries it into dist/ too). */
 export const DATAMODEL_PATH = new URL("./datamodel-subset.json", import.meta.url);
 
 let cached: Map<string, ClassSpec> | undefined;
@@ -45,7 +46,7 @@ let cached: Map<string, ClassSpec> | undefined;
 /** Every class of the subset by name (`VM`, `VIF`, `network`, ...). */
 export function dataModel(): ReadonlyMap<string, ClassSpec> {
   if (cached === undefined) {
-    const classes = JSON.parse(readFileSync(DATAMODEL_PATH, "utf8")) as ClassSpec[];
+    const classes = model as unknown as ClassSpec[];
     cached = new Map(classes.map((cls) => [cls.name, cls]));
   }
   return cached;

@@ -10,6 +10,7 @@ import type { Dom0Network } from "./dom0.js";
 import { XapiFailure } from "./failure.js";
 import { type NetworkBackend, XapiSeed } from "./seed.js";
 import { XapiSimulator } from "./simulator.js";
+import { methodResponse, parseMethodCall } from "./xmlrpc.js";
 
 /** A fault the simulator injects into matching calls (`method` is exact or a RegExp). */
 export type Fault =
@@ -41,6 +42,8 @@ export interface XapiSimulatorOptions {
   seedHost?: boolean;
   dom0?: Dom0Network;
   asyncDelayMs?: number;
+  /** Serve JSON-RPC at /jsonrpc (default true); false plays a host older than XenServer 7.3. */
+  jsonRpc?: boolean;
 }
 
 export interface RunningXapiSimulator {
@@ -65,7 +68,8 @@ export interface RunningXapiSimulator {
 /**
  * Starts a wire-compatible XAPI simulator: JSON-RPC v1 and v2 at POST /jsonrpc exactly as XAPI
  * serves it (reply Content-Type `application/json`, errors as `{code: 1, message, data}` in v2
- * and `[code, ...params]` in v1), over HTTP or HTTPS. Used by tests and by `v6agent lab`.
+ * and `[code, ...params]` in v1) and XML-RPC elsewhere (`{Status, Value | ErrorDescription}`),
+ * over HTTP or HTTPS. Used by tests and by `v6agent lab`.
  */
 export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Promise<RunningXapiSimulator> {
   const db = new Database();
@@ -91,12 +95,29 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     return entry.fault;
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (request.method !== "POST" || request.url?.split("?")[0] !== "/jsonrpc") {
-      response.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-      return;
+  /** One call through the fault injector and the simulator; undefined when the connection was cut. */
+  async function dispatch(
+    request: IncomingMessage,
+    method: string,
+    params: unknown[],
+  ): Promise<{ ok: true; value: unknown } | { ok: false; failure: XapiFailure } | undefined> {
+    calls.push({ method, params: method === "session.login_with_password" ? [] : params.slice(1) });
+    const fault = takeFault(method);
+    if (fault?.kind === "reset") {
+      request.socket.destroy();
+      return undefined;
     }
-    const body = await readBody(request);
+    if (fault?.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.ms));
+    if (fault?.kind === "expire-session") simulator.expireSessions();
+    try {
+      if (fault?.kind === "failure") throw new XapiFailure(fault.code, ...(fault.params ?? []));
+      return { ok: true, value: await simulator.call(method, params) };
+    } catch (error) {
+      return { ok: false, failure: error instanceof XapiFailure ? error : new XapiFailure("INTERNAL_ERROR", String(error)) };
+    }
+  }
+
+  async function handleJsonRpc(request: IncomingMessage, response: ServerResponse, body: string): Promise<void> {
     let message: { jsonrpc?: unknown; method?: unknown; params?: unknown; id?: unknown };
     try {
       message = JSON.parse(body) as typeof message;
@@ -107,30 +128,54 @@ export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Pr
     const v2 = message.jsonrpc === "2.0";
     const id = message.id ?? null;
     const method = typeof message.method === "string" ? message.method : "";
-    const params = Array.isArray(message.params) ? message.params : [];
-    calls.push({ method, params: method === "session.login_with_password" ? [] : params.slice(1) });
+    const outcome = await dispatch(request, method, Array.isArray(message.params) ? message.params : []);
+    if (outcome === undefined || response.destroyed) return;
+    let reply: object;
+    if (outcome.ok) reply = v2 ? { jsonrpc: "2.0", result: outcome.value, id } : { result: outcome.value, error: null, id };
+    else
+      reply = v2
+        ? { jsonrpc: "2.0", error: { code: 1, message: outcome.failure.code, data: outcome.failure.params }, id }
+        : { result: null, error: outcome.failure.description, id };
+    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(reply));
+  }
 
-    const fault = takeFault(method);
-    if (fault?.kind === "reset") {
-      request.socket.destroy();
+  async function handleXmlRpc(request: IncomingMessage, response: ServerResponse, body: string): Promise<void> {
+    let call: { method: string; params: unknown[] };
+    try {
+      call = parseMethodCall(body);
+    } catch (error) {
+      response
+        .writeHead(500, { "content-type": "text/html" })
+        .end(`<html><body><h1>HTTP 500 internal server error</h1>${String(error)}</body></html>`);
       return;
     }
-    if (fault?.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.ms));
-    if (fault?.kind === "expire-session") simulator.expireSessions();
+    const outcome = await dispatch(request, call.method, call.params);
+    if (outcome === undefined || response.destroyed) return;
+    const xml = methodResponse(outcome.ok ? outcome : { ok: false, description: outcome.failure.description });
+    response.writeHead(200, { "content-type": "text/xml" }).end(xml);
+  }
 
-    let reply: object;
-    try {
-      if (fault?.kind === "failure") throw new XapiFailure(fault.code, ...(fault.params ?? []));
-      const result = await simulator.call(method, params);
-      reply = v2 ? { jsonrpc: "2.0", result, id } : { result, error: null, id };
-    } catch (error) {
-      const failure = error instanceof XapiFailure ? error : new XapiFailure("INTERNAL_ERROR", String(error));
-      reply = v2
-        ? { jsonrpc: "2.0", error: { code: 1, message: failure.code, data: failure.params }, id }
-        : { result: null, error: failure.description, id };
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (request.method !== "POST") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+      return;
     }
-    if (response.destroyed) return;
-    response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(reply));
+    const body = await readBody(request);
+    // xapi serves JSON-RPC at /jsonrpc and XML-RPC at "/" (a prefix: /RPC2 and the xen-api
+    // client's /xmlrpc land there too). An "old host" without JSON-RPC answers /jsonrpc in XML.
+    const isJsonPath = request.url?.split("?")[0] === "/jsonrpc";
+    if (isJsonPath && (options.jsonRpc ?? true)) {
+      await handleJsonRpc(request, response, body);
+    } else if (isJsonPath) {
+      // What the xen-api client expects of a pre-7.3 host ("content-type is text/xml on old
+      // hosts where JSON-RPC is unsupported"); modelled on that client, not on a captured reply.
+      calls.push({ method: "(JSON-RPC on a host without it)", params: [] });
+      response
+        .writeHead(200, { "content-type": "text/xml" })
+        .end(methodResponse({ ok: false, description: ["MESSAGE_METHOD_UNKNOWN", "jsonrpc"] }));
+    } else {
+      await handleXmlRpc(request, response, body);
+    }
   }
 
   let certificate: string | undefined;

@@ -516,7 +516,7 @@ export class XapiSimulator {
 
   private async startVm(ref: unknown, hostParam?: unknown): Promise<string> {
     const vm = this.db.get("VM", ref);
-    if (vm.is_a_template === true) throw new XapiFailure("VM_IS_TEMPLATE", String(ref));
+    if (vm.is_a_template === true) throw new XapiFailure("VM_IS_TEMPLATE", String(ref), "start");
     if (vm.power_state !== "Halted")
       throw new XapiFailure("VM_BAD_POWER_STATE", String(ref), "halted", String(vm.power_state).toLowerCase());
     const hostRef = hostParam === undefined ? (this.db.all("host")[0]?.[0] ?? NULL_REF) : hostParam;

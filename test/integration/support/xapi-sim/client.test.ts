@@ -220,4 +220,45 @@ describe("XAPI simulator with the real xen-api client", () => {
     // The fault held the answer back (a sanity check of the injection, not a timing benchmark).
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
   });
+
+  it("speaks XML-RPC too: the client's xml-rpc transport logs in, reads records, follows events and decodes Failure", async () => {
+    sim = await startXapiSimulator();
+    const xapi = connect(sim, { transport: "xml-rpc" });
+    await xapi.connect();
+    await xapi.objectsFetched;
+    const vm = sim.seed.vm({ nameLabel: "xml guest" });
+    const cached = await until(() => xapi.getObjectByUuid<XapiObject | undefined>(vm.uuid, undefined), "the VM over XML-RPC events");
+    expect(cached.name_label).toBe("xml guest");
+    // XAPI encodes ints as strings over XML-RPC.
+    expect(cached.domid).toBe("-1");
+    await expect(xapi.call("VM.get_record", "OpaqueRef:gone")).rejects.toMatchObject({
+      code: "HANDLE_INVALID",
+      params: ["VM", "OpaqueRef:gone"],
+    });
+    const network = await xapi.callAsync<string>("network.create", { name_label: "x", name_description: "", MTU: 1500, other_config: {} });
+    expect(sim.db.get("network", network).name_label).toBe("x");
+    expect(sim.callCount("Async.network.create")).toBe(1);
+  });
+
+  it("answers a host without JSON-RPC in XML, and the client's auto transport falls back to XML-RPC", async () => {
+    sim = await startXapiSimulator({ jsonRpc: false });
+    const raw = await fetch(`${sim.url}/jsonrpc`, {
+      method: "POST",
+      body: JSON.stringify({ jsonrpc: "2.0", method: "system.listMethods", params: [], id: 1 }),
+    });
+    expect(raw.headers.get("content-type")).not.toBe("application/json");
+    await raw.body?.cancel();
+    const xapi = connect(sim, { transport: "auto", watchEvents: false });
+    await xapi.connect();
+    expect(xapi.status).toBe("connected");
+    const failure = await fetch(`${sim.url}/`, {
+      method: "POST",
+      headers: { "content-type": "text/xml" },
+      body: "<?xml version='1.0'?><methodCall><methodName>VM.get_all</methodName><params><param><value><string>OpaqueRef:dead</string></value></param></params></methodCall>",
+    });
+    expect(failure.headers.get("content-type")).toBe("text/xml");
+    expect(await failure.text()).toContain(
+      "<struct><member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value>SESSION_INVALID</value><value>OpaqueRef:dead</value></data></array></value></member></struct>",
+    );
+  });
 });
