@@ -78,7 +78,7 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
       debounce: 50,
     });
     this.client.on("disconnected", () => {
-      if (!this.closing) void this.reconnect("the XAPI session ended");
+      if (!this.closing && this.canLogIn) void this.reconnect("the XAPI session ended");
     });
   }
 
@@ -94,6 +94,11 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
   async close(): Promise<void> {
     this.closing = true;
     await this.client.disconnect();
+  }
+
+  /** A given session reference cannot be renewed; only credentials can log in again. */
+  private get canLogIn(): boolean {
+    return "user" in this.options.auth;
   }
 
   get connected(): boolean {
@@ -131,6 +136,17 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
       // never ran because the client's own re-login failed.
       const sessionDead = errorCode(error) === "SESSION_INVALID" || failedMethod(error) === "session.login_with_password";
       if (!sessionDead || this.closing) throw toV6Error(method, error);
+      if (!this.canLogIn) {
+        this.emit("connection-lost", "the XAPI session expired");
+        throw new V6Error(
+          "unavailable",
+          `XAPI ${method}: the session v6agent was given has expired, and without credentials it cannot log in again`,
+          {
+            field: "auth",
+            cause: error,
+          },
+        );
+      }
       this.log?.warn({ method }, "XAPI session lost during a call; logging in again and retrying once");
       await this.reconnect(`${method}: the XAPI session is no longer valid`);
       try {

@@ -207,4 +207,21 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
     ]);
     await until(() => events.some((event) => event.type === "vm-started" && event.uuid === vm.uuid), "vm-started after the reconnect");
   });
+
+  it("logs in with an existing session reference, and says plainly when that session expires", async () => {
+    const running = await startXapiSimulator();
+    sim = running;
+    const session = (await running.simulator.call("session.login_with_password", ["root", "xenroot"])) as string;
+    const bySession = new XenServerHypervisor({ url: running.url, auth: { sessionId: session } });
+    backend = bySession;
+    await bySession.connect();
+    expect((await bySession.facts()).hostname).toBe("xenhost");
+    // The session came from elsewhere (made in-process here): nothing logged in over the wire.
+    expect(running.callCount("session.login_with_password")).toBe(0);
+    const vm = seedGuest(running, "guest-s", []);
+    await until(async () => (await bySession.listVms()).some((info) => info.uuid === vm.uuid), "the VM");
+    running.simulator.expireSessions();
+    await expect(bySession.startVm(vm.uuid)).rejects.toMatchObject({ code: "unavailable", field: "auth" });
+    expect(running.callCount("session.login_with_password")).toBe(0);
+  });
 });

@@ -1,5 +1,5 @@
-import type { XapiObject } from "xen-api";
 import { describe, expect, it } from "vitest";
+import type { XapiObject } from "xen-api";
 import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { VmEventTracker } from "../../../../src/hypervisor/xenserver/vm-events.js";
 
