@@ -18,9 +18,19 @@ export interface Dom0Vif {
  * The simulator's optional dom0 hook: XAPI awaits it while a VM starts or a VIF is plugged (so
  * the port exists when the call returns, as on a real host) and when it goes away.
  */
+/** A VLAN PIF coming up: `<device>.<tag>` on the VLAN network's bridge. */
+export interface Dom0Vlan {
+  /** The tagged (physical) PIF's device, e.g. `eth0`. */
+  device: string;
+  tag: number;
+  bridge: string;
+}
+
 export interface Dom0Network {
   vifPlugged(vif: Dom0Vif): Promise<void>;
   vifUnplugged(vif: Dom0Vif): Promise<void>;
+  vlanPlugged?(vlan: Dom0Vlan): Promise<void>;
+  vlanUnplugged?(vlan: Dom0Vlan): Promise<void>;
 }
 
 export interface NetnsDom0Options {
@@ -58,6 +68,30 @@ export class NetnsDom0 implements Dom0Network {
   async vifUnplugged(vif: Dom0Vif): Promise<void> {
     // Deleting one end of a veth pair deletes the other, wherever it lives.
     await run("ip", ["link", "del", vif.ifname], { netns: this.options.dom0, okExitCodes: [0, 1] });
+  }
+
+  /**
+   * A VLAN network's bridge with `<device>.<tag>` on it, as the bridge backend builds it. Done only
+   * when the tagged device exists in dom0 (a test gives dom0 an `eth0` towards its router).
+   */
+  async vlanPlugged(vlan: Dom0Vlan): Promise<void> {
+    const dom0 = this.options.dom0;
+    await this.ensureBridge(vlan.bridge);
+    const { exitCode } = await run("ip", ["link", "show", vlan.device], { netns: dom0, okExitCodes: [0, 1] });
+    if (exitCode !== 0) return;
+    const name = `${vlan.device}.${vlan.tag}`;
+    const added = await run("ip", ["link", "add", "link", vlan.device, "name", name, "type", "vlan", "id", String(vlan.tag)], {
+      netns: dom0,
+      okExitCodes: [0, 2],
+    });
+    // A kernel without 8021q ("Unknown device type"): the VLAN network keeps its bridge and
+    // guest ports, only without a tagged uplink.
+    if (added.exitCode !== 0) return;
+    await run("ip", ["link", "set", name, "master", vlan.bridge, "up"], { netns: dom0 });
+  }
+
+  async vlanUnplugged(vlan: Dom0Vlan): Promise<void> {
+    await run("ip", ["link", "del", `${vlan.device}.${vlan.tag}`], { netns: this.options.dom0, okExitCodes: [0, 1] });
   }
 
   private async ensureBridge(bridge: string): Promise<void> {

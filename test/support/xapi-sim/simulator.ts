@@ -354,9 +354,17 @@ export class XapiSimulator {
 
     this.define("network.create", 1, ([record]) => this.createNetwork(asRecord(record, "args")));
     this.define("network.destroy", 1, ([ref]) => this.destroyNetwork(ref));
-    this.define("VLAN.create", 3, ([pif, tag, network]) => this.createVlan(pif, tag, network));
+    this.define("VLAN.create", 3, async ([pif, tag, network]) => {
+      const vlan = this.createVlan(pif, tag, network);
+      await this.plugVlan(vlan);
+      return vlan;
+    });
     this.define("VLAN.destroy", 1, ([ref]) => this.destroyVlan(ref));
-    this.define("pool.create_VLAN_from_PIF", 3, ([pif, network, tag]) => this.createVlanFromPif(pif, network, tag));
+    this.define("pool.create_VLAN_from_PIF", 3, async ([pif, network, tag]) => {
+      const pifs = this.createVlanFromPif(pif, network, tag);
+      for (const untagged of pifs) await this.plugVlan(String(this.db.get("PIF", untagged).VLAN_master_of));
+      return pifs;
+    });
     this.define("host.get_management_interface", 1, ([host]) => {
       this.db.get("host", host);
       const found = this.db.find("PIF", (pif) => pif.host === host && pif.management === true);
@@ -427,11 +435,22 @@ export class XapiSimulator {
     return vlan;
   }
 
-  private destroyVlan(ref: unknown): string {
+  /** PIF.plug of a VLAN's untagged PIF: dom0 gets `<device>.<tag>` on the network's bridge. */
+  private async plugVlan(vlanRef: string): Promise<void> {
+    const vlan = this.db.get("VLAN", vlanRef);
+    const untagged = this.db.get("PIF", vlan.untagged_PIF);
+    const tagged = this.db.get("PIF", vlan.tagged_PIF);
+    const network = this.db.get("network", untagged.network);
+    await this.dom0?.vlanPlugged?.({ device: String(tagged.device), tag: Number(vlan.tag), bridge: String(network.bridge) });
+    this.db.update("PIF", String(vlan.untagged_PIF), { currently_attached: true });
+  }
+
+  private async destroyVlan(ref: unknown): Promise<string> {
     const vlan = this.db.get("VLAN", ref);
     const untagged = this.db.get("PIF", vlan.untagged_PIF);
     const network = this.db.get("network", untagged.network);
     const tagged = this.db.get("PIF", vlan.tagged_PIF);
+    await this.dom0?.vlanUnplugged?.({ device: String(tagged.device), tag: Number(vlan.tag), bridge: String(network.bridge) });
     this.db.update("network", String(untagged.network), { PIFs: (network.PIFs as string[]).filter((pif) => pif !== vlan.untagged_PIF) });
     this.db.update("PIF", String(vlan.tagged_PIF), { VLAN_slave_of: (tagged.VLAN_slave_of as string[]).filter((item) => item !== ref) });
     const host = this.db.get("host", untagged.host);

@@ -6,11 +6,28 @@ import { describe, expect, it } from "vitest";
 import { dhcpHostLine, type Mac } from "../../../../src/addressing/index.js";
 import { run } from "../../../../src/exec.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
-import { type Netns, vethBetween, withNetns } from "../../../support/netns.js";
+import { Netns, vethBetween, withNetns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
 import { NetnsDom0, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient"] });
+const skipVlan = skip ?? (await vlanSkipReason());
+
+/** 802.1Q devices need the kernel's 8021q (some test kernels lack it); skipped locally, fatal under CI. */
+async function vlanSkipReason(): Promise<string | undefined> {
+  const probe = await Netns.create("xvq");
+  try {
+    const { exitCode } = await probe.exec("ip", ["link", "add", "link", "lo", "name", "lo.5", "type", "vlan", "id", "5"], {
+      okExitCodes: [0, 1, 2],
+    });
+    if (exitCode === 0) return undefined;
+  } finally {
+    await probe.destroy();
+  }
+  const reason = "needs a kernel with 802.1Q VLAN devices (8021q)";
+  if (process.env.CI) throw new Error(`CI must run every test, but this one ${reason}`);
+  return reason;
+}
 
 const PREFIX = "2001:db8:77:1::";
 const ROUTER = `${PREFIX}1`;
@@ -41,6 +58,43 @@ async function linkLocalReady(netns: Netns, device: string): Promise<boolean> {
   return (data[0]?.addr_info ?? []).some((info) => info.scope === "link" && info.tentative !== true);
 }
 
+async function startDnsmasq(router: Netns, iface: string, mac: Mac, reserved: string, dir: string): Promise<void> {
+  await router.exec("dnsmasq", [
+    "--conf-file=/dev/null",
+    "--port=0",
+    `--interface=${iface}`,
+    "--bind-interfaces",
+    "--enable-ra",
+    `--dhcp-range=::100,::1ff,constructor:${iface},64,1h`,
+    `--${dhcpHostLine(mac, reserved)}`,
+    "--dhcp-option=option6:dns-server",
+    `--pid-file=${join(dir, "dnsmasq.pid")}`,
+    `--dhcp-leasefile=${join(dir, "dnsmasq.leases")}`,
+  ]);
+}
+
+/** dhclient -6 -D LL on the guest's eth0 until it holds `reserved`. */
+async function dhcp(guest: Netns, dir: string, round: string, reserved: string): Promise<string[]> {
+  await until(() => linkLocalReady(guest, "eth0"), "the guest's link-local address");
+  await guest.exec(
+    "dhclient",
+    ["-6", "-D", "LL", "-1", "-pf", join(dir, `dhclient-${round}.pid`), "-lf", join(dir, `dhclient-${round}.leases`), "eth0"],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  return until(async () => {
+    const addresses = await globalAddresses(guest, "eth0");
+    return addresses.includes(reserved) ? addresses : undefined;
+  }, `the reserved address (${round})`);
+}
+
+async function resolvConfHash(): Promise<string> {
+  return createHash("sha256")
+    .update(await readFile("/etc/resolv.conf").catch(() => Buffer.alloc(0)))
+    .digest("hex");
+}
+
 async function killPidFile(path: string): Promise<void> {
   const pid = (await readFile(path, "utf8").catch(() => "")).trim();
   if (/^\d+$/.test(pid)) await run("kill", [pid], { okExitCodes: [0, 1] });
@@ -54,9 +108,7 @@ async function killPidFile(path: string): Promise<void> {
  */
 describe.skipIf(skip !== undefined)("XenServer dom0 topology with a real router and DHCPv6", () => {
   it("hands the VIF's reserved address to the guest, before and after a reboot", async () => {
-    const resolvBefore = createHash("sha256")
-      .update(await readFile("/etc/resolv.conf").catch(() => Buffer.alloc(0)))
-      .digest("hex");
+    const resolvBefore = await resolvConfHash();
     const dir = await mkdtemp(join(tmpdir(), "xen-dhcp-"));
     await withNetns(["xd0", "xrt", "xg"], async (dom0, router, guest) => {
       const sim = await startXapiSimulator({ dom0: new NetnsDom0({ dom0: dom0.name, guestNetns: () => guest.name }) });
@@ -75,38 +127,12 @@ describe.skipIf(skip !== undefined)("XenServer dom0 topology with a real router 
         sim.seed.vif({ vm: vm.ref, network: sim.host?.network as string, device: "0", mac });
         await until(async () => (await backend.listVms()).length === 1, "the VM in the cache");
 
-        await router.exec("dnsmasq", [
-          "--conf-file=/dev/null",
-          "--port=0",
-          "--interface=eth0",
-          "--bind-interfaces",
-          "--enable-ra",
-          "--dhcp-range=::100,::1ff,constructor:eth0,64,1h",
-          `--${dhcpHostLine(mac, RESERVED)}`,
-          "--dhcp-option=option6:dns-server",
-          `--pid-file=${join(dir, "dnsmasq.pid")}`,
-          `--dhcp-leasefile=${join(dir, "dnsmasq.leases")}`,
-        ]);
-
-        const dhcp = async (round: string) => {
-          await until(() => linkLocalReady(guest, "eth0"), "the guest's link-local address");
-          await guest.exec(
-            "dhclient",
-            ["-6", "-D", "LL", "-1", "-pf", join(dir, `dhclient-${round}.pid`), "-lf", join(dir, `dhclient-${round}.leases`), "eth0"],
-            {
-              timeoutMs: 60_000,
-            },
-          );
-          return until(async () => {
-            const addresses = await globalAddresses(guest, "eth0");
-            return addresses.includes(RESERVED) ? addresses : undefined;
-          }, `the reserved address (${round})`);
-        };
+        await startDnsmasq(router, "eth0", mac, RESERVED, dir);
 
         await backend.startVm(vm.uuid);
         const firstDevice = (await backend.getVm(vm.uuid)).nics[0]?.device;
         expect(firstDevice).toBe(`vif${sim.db.get("VM", vm.ref).domid}.0`);
-        expect(await dhcp("first")).toContain(RESERVED);
+        expect(await dhcp(guest, dir, "first", RESERVED)).toContain(RESERVED);
         await killPidFile(join(dir, "dhclient-first.pid"));
 
         await backend.connection.callAsync("VM.hard_reboot", vm.ref);
@@ -117,7 +143,7 @@ describe.skipIf(skip !== undefined)("XenServer dom0 topology with a real router 
         expect(secondDevice).toBe(`vif${sim.db.get("VM", vm.ref).domid}.0`);
         // The guest's NIC is a new device: its old address went with the old domain.
         expect(await globalAddresses(guest, "eth0")).not.toContain(RESERVED);
-        expect(await dhcp("second")).toContain(RESERVED);
+        expect(await dhcp(guest, dir, "second", RESERVED)).toContain(RESERVED);
       } finally {
         await killPidFile(join(dir, "dhclient-first.pid"));
         await killPidFile(join(dir, "dhclient-second.pid"));
@@ -127,9 +153,50 @@ describe.skipIf(skip !== undefined)("XenServer dom0 topology with a real router 
       }
     });
     await rm(dir, { recursive: true, force: true });
-    const resolvAfter = createHash("sha256")
-      .update(await readFile("/etc/resolv.conf").catch(() => Buffer.alloc(0)))
-      .digest("hex");
-    expect(resolvAfter).toBe(resolvBefore);
+    expect(await resolvConfHash()).toBe(resolvBefore);
   });
+
+  it.skipIf(skipVlan !== undefined)(
+    "serves a tagged shared network: ensureSharedNetwork makes the VLAN, dom0 carries it, the guest gets its address",
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "xen-vlan-"));
+      const prefix = "2001:db8:78:1::";
+      const reserved = `${prefix}b`;
+      await withNetns(["xd0", "xrt", "xg"], async (dom0, router, guest) => {
+        const sim = await startXapiSimulator({ dom0: new NetnsDom0({ dom0: dom0.name, guestNetns: () => guest.name }) });
+        const backend = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
+        try {
+          // dom0's eth0 (the management PIF's device) is a trunk to the router; VLAN 105 on both ends.
+          await vethBetween(dom0, "eth0", router, "eth0");
+          await router.exec("ip", ["link", "add", "link", "eth0", "name", "eth0.105", "type", "vlan", "id", "105"]);
+          await router.exec("ip", ["link", "set", "eth0.105", "up"]);
+          await router.exec("ip", ["-6", "addr", "add", `${prefix}1/64`, "dev", "eth0.105", "nodad"]);
+          await backend.connect();
+
+          const shared = await backend.ensureSharedNetwork({ prefix: `${prefix}/64`, vlan: 105 });
+          expect(shared).toMatchObject({ created: true, vlan: 105 });
+          const vlanPort = (await dom0.ipJson<{ ifname: string; master?: string }[]>(["link", "show", "eth0.105"]))[0];
+          expect(vlanPort?.master).toBe(shared.bridge);
+
+          const mac = "52:54:00:78:00:0b" as Mac;
+          const vm = sim.seed.vm({ nameLabel: "vlan-guest" });
+          await until(async () => (await backend.listVms()).length === 1, "the VM in the cache");
+          const nic = await backend.attachNic(vm.uuid, { bridge: shared.bridge, mac });
+          expect(nic).toMatchObject({ device: undefined, index: 0, bridge: shared.bridge });
+          await startDnsmasq(router, "eth0.105", mac, reserved, dir);
+          await backend.startVm(vm.uuid);
+          const device = (await backend.getVm(vm.uuid)).nics[0]?.device as string;
+          expect(device).toBe(`vif${sim.db.get("VM", vm.ref).domid}.0`);
+          expect((await dom0.ipJson<{ master?: string }[]>(["link", "show", device]))[0]?.master).toBe(shared.bridge);
+          expect(await dhcp(guest, dir, "vlan", reserved)).toContain(reserved);
+        } finally {
+          await killPidFile(join(dir, "dhclient-vlan.pid"));
+          await killPidFile(join(dir, "dnsmasq.pid"));
+          await backend.close();
+          await sim.close();
+        }
+      });
+      await rm(dir, { recursive: true, force: true });
+    },
+  );
 });

@@ -89,6 +89,12 @@ describe.skipIf(skip !== undefined)("XenServer backend with dom0 VIFs as real ve
           "nic-added for the hot-plugged VIF",
         );
 
+        // A tagged shared network: its own bridge in dom0 gets guest B's new port.
+        const shared = await backend.ensureSharedNetwork({ prefix: "2001:db8:79:1::/64", vlan: 105 });
+        const tagged = await backend.attachNic(vmB.uuid, { bridge: shared.bridge, mac: "52:54:00:0b:00:02" as Mac });
+        expect(tagged.bridge).toBe(shared.bridge);
+        expect((await links(dom0)).find((link) => link.ifname === tagged.device)?.master).toBe(shared.bridge);
+
         // Reboot: a new domain, so new device names; the old ports are gone from dom0.
         const oldDomid = sim.db.get("VM", vmA.ref).domid as number;
         await backend.connection.callAsync("VM.hard_reboot", vmA.ref);
