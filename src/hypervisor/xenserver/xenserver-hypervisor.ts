@@ -83,14 +83,12 @@ export class XenServerHypervisor implements Hypervisor {
   }
 
   async listVms(): Promise<VmInfo[]> {
-    return this.connection
-      .cached<VmRecord>("VM")
-      .filter((vm) => !vm.is_a_template && !vm.is_control_domain && !vm.is_a_snapshot)
-      .map((vm) => this.vmInfo(vm));
+    const vms = this.connection.cached<VmRecord>("VM").filter((vm) => !vm.is_a_template && !vm.is_control_domain && !vm.is_a_snapshot);
+    return Promise.all(vms.map((vm) => this.vmInfo(vm)));
   }
 
   async getVm(uuid: string): Promise<VmInfo> {
-    return this.vmInfo(this.vmByUuid(uuid));
+    return this.vmInfo(await this.vmByUuid(uuid));
   }
 
   async deployVm(_spec: VmSpec): Promise<VmInfo> {
@@ -98,12 +96,12 @@ export class XenServerHypervisor implements Hypervisor {
   }
 
   async startVm(uuid: string): Promise<void> {
-    const vm = this.vmByUuid(uuid);
+    const vm = await this.vmByUuid(uuid);
     await this.connection.callAsync("VM.start", vm.$ref, false, false);
   }
 
   async stopVm(uuid: string, options: { force?: boolean } = {}): Promise<void> {
-    const vm = this.vmByUuid(uuid);
+    const vm = await this.vmByUuid(uuid);
     await this.connection.callAsync(options.force ? "VM.hard_shutdown" : "VM.clean_shutdown", vm.$ref);
   }
 
@@ -122,10 +120,10 @@ export class XenServerHypervisor implements Hypervisor {
     if (nic.index !== undefined && (!Number.isInteger(nic.index) || nic.index < 0 || nic.index > 15)) {
       throw new InvalidArgumentError("index", `VIF device ${nic.index} is out of range (0–15)`);
     }
-    const vm = this.vmByUuid(uuid);
-    const network = this.connection.cached<NetworkRecord>("network").find((candidate) => candidate.bridge === bridge);
+    const vm = await this.vmByUuid(uuid);
+    const network = await this.networkByBridge(bridge);
     if (network === undefined) throw new V6Error("not_found", `no XAPI network has bridge ${bridge}`, { field: "bridge" });
-    if (this.vifsOf(vm).some((vif) => vif.MAC === mac))
+    if ((await this.vifsOf(vm)).some((vif) => vif.MAC === mac))
       throw new V6Error("conflict", `VM ${uuid} already has a VIF with MAC ${mac}`, { field: "mac" });
     const allowed = await this.connection.call<string[]>("VM.get_allowed_VIF_devices", vm.$ref);
     const device = nic.index === undefined ? allowed.map(Number).sort((a, b) => a - b)[0] : nic.index;
@@ -164,8 +162,8 @@ export class XenServerHypervisor implements Hypervisor {
   /** Unplugs (when attached) and destroys the VM's VIF with this MAC. */
   async detachNic(uuid: string, macInput: Mac): Promise<void> {
     const mac = parseMac(macInput, "mac");
-    const vm = this.vmByUuid(uuid);
-    const vif = this.vifsOf(vm).find((candidate) => candidate.MAC === mac);
+    const vm = await this.vmByUuid(uuid);
+    const vif = (await this.vifsOf(vm)).find((candidate) => candidate.MAC === mac);
     if (vif === undefined) throw new V6Error("not_found", `VM ${uuid} has no VIF with MAC ${mac}`, { field: "mac" });
     if (vif.currently_attached) await this.connection.call("VIF.unplug", vif.$ref);
     await this.connection.call("VIF.destroy", vif.$ref);
@@ -204,30 +202,69 @@ export class XenServerHypervisor implements Hypervisor {
     return host;
   }
 
-  private vmByUuid(uuid: string): VmRecord & XapiObject {
+  /**
+   * The VM from the event-fed cache, or straight from XAPI when the cache has not caught up yet
+   * (a VM created a moment ago): callers never see a not_found that is only event lag.
+   */
+  private async vmByUuid(uuid: string): Promise<VmRecord & XapiObject> {
     if (typeof uuid !== "string" || !UUID_PATTERN.test(uuid))
       throw new InvalidArgumentError("uuid", `${JSON.stringify(uuid)} is not a VM UUID`);
-    const vm = this.connection
-      .cached<VmRecord>("VM")
-      .find((candidate) => candidate.uuid === uuid.toLowerCase() && !candidate.is_a_template);
-    if (vm === undefined) throw new V6Error("not_found", `no VM with UUID ${uuid}`, { field: "uuid" });
+    const wanted = uuid.toLowerCase();
+    const cached = this.connection.cached<VmRecord>("VM").find((candidate) => candidate.uuid === wanted);
+    const vm = cached ?? (await this.fetch<VmRecord>("VM", await this.refByUuid("VM", wanted)));
+    if (vm === undefined || vm.is_a_template || vm.is_control_domain)
+      throw new V6Error("not_found", `no VM with UUID ${uuid}`, { field: "uuid" });
     return vm;
   }
 
-  private vifsOf(vm: VmRecord): (VifRecord & XapiObject)[] {
-    return vm.VIFs.map((ref) => this.connection.cachedByRef<VifRecord>(ref)).filter(
-      (vif): vif is VifRecord & XapiObject => vif !== undefined,
-    );
+  private async refByUuid(type: string, uuid: string): Promise<Ref | undefined> {
+    try {
+      return await this.connection.call<Ref>(`${type}.get_by_uuid`, uuid);
+    } catch (error) {
+      if ((error as { xapiCode?: string }).xapiCode === "UUID_INVALID") return undefined;
+      throw error;
+    }
   }
 
-  private vmInfo(vm: VmRecord & XapiObject): VmInfo {
+  /** A record from the cache, else from XAPI (undefined when XAPI does not know the ref). */
+  private async fetch<T>(type: string, ref: Ref | undefined): Promise<(T & XapiObject) | undefined> {
+    if (ref === undefined) return undefined;
+    const cached = this.connection.cachedByRef<T>(ref);
+    if (cached !== undefined) return cached;
+    try {
+      const record = await this.connection.call<T & { uuid?: string }>(`${type}.get_record`, ref);
+      return { ...record, $ref: ref, $id: record.uuid ?? ref, $type: type } as T & XapiObject;
+    } catch (error) {
+      if ((error as { xapiCode?: string }).xapiCode === "HANDLE_INVALID") return undefined;
+      throw error;
+    }
+  }
+
+  private async networkByBridge(bridge: string): Promise<(NetworkRecord & XapiObject) | undefined> {
+    const cached = this.connection.cached<NetworkRecord>("network").find((candidate) => candidate.bridge === bridge);
+    if (cached !== undefined) return cached;
+    const all = await this.connection.call<Record<Ref, NetworkRecord>>("network.get_all_records");
+    const found = Object.entries(all).find(([, network]) => network.bridge === bridge);
+    return found === undefined
+      ? undefined
+      : ({ ...found[1], $ref: found[0], $id: found[1].uuid, $type: "network" } as NetworkRecord & XapiObject);
+  }
+
+  private async vifsOf(vm: VmRecord): Promise<(VifRecord & XapiObject)[]> {
+    const vifs = await Promise.all(vm.VIFs.map((ref) => this.fetch<VifRecord>("VIF", ref)));
+    return vifs.filter((vif): vif is VifRecord & XapiObject => vif !== undefined);
+  }
+
+  private async vmInfo(vm: VmRecord & XapiObject): Promise<VmInfo> {
     const running = vm.power_state === "Running" && vm.domid >= 0;
-    const nics = this.vifsOf(vm)
-      .map((vif) => {
-        const network = this.connection.cachedByRef<NetworkRecord>(vif.network);
+    const vifs = await this.vifsOf(vm);
+    const nics = await Promise.all(
+      vifs.map(async (vif) => {
+        const network = await this.fetch<NetworkRecord>("network", vif.network);
         return nicOf(vif, running ? vm.domid : -1, network?.bridge, isHvm(vm));
-      })
-      .sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
+      }),
+    );
+    nics.sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
     return { uuid: vm.uuid, name: vm.name_label, state: stateOf(vm.power_state), domainId: vm.domid, nics };
   }
 }

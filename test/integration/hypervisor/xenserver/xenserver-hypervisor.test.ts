@@ -224,4 +224,17 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
     await expect(bySession.startVm(vm.uuid)).rejects.toMatchObject({ code: "unavailable", field: "auth" });
     expect(running.callCount("session.login_with_password")).toBe(0);
   });
+
+  it("reads through to XAPI when the event cache has not caught up yet", async () => {
+    const { sim, backend } = await setup();
+    // Created and used at once: no event has reached the cache yet.
+    const vm = seedGuest(sim, "fresh", ["52:54:00:aa:00:0f"]);
+    const shared = await backend.ensureSharedNetwork({ prefix: "2001:db8:6:1::/64", vlan: 6 });
+    const info = await backend.getVm(vm.uuid);
+    expect(info).toMatchObject({ uuid: vm.uuid, name: "fresh", state: "stopped" });
+    expect(info.nics.map((nic) => [nic.mac, nic.bridge])).toEqual([["52:54:00:aa:00:0f", "xenbr0"]]);
+    const nic = await backend.attachNic(vm.uuid, { bridge: shared.bridge, mac: "52:54:00:aa:00:10" as Mac });
+    expect(nic).toMatchObject({ index: 1, bridge: shared.bridge, device: undefined });
+    expect(sim.callCount("VM.get_by_uuid")).toBeGreaterThan(0);
+  });
 });
