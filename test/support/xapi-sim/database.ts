@@ -31,6 +31,9 @@ export class Database {
   private lastEventId = 0;
   private readonly watchers = new Set<() => void>();
 
+  /** `maxEvents`: how many events `event.from` can replay (older tokens get EVENTS_LOST, as on XAPI). */
+  constructor(private readonly options: { maxEvents?: number } = {}) {}
+
   create(className: string, fields: XapiRecord = {}, ref = newRef()): string {
     const spec = classSpec(className);
     const record: XapiRecord = {};
@@ -94,6 +97,8 @@ export class Database {
 
   /** Events after `afterId` for the given lower-case classes (`*` = all), oldest first. */
   eventsAfter(afterId: number, classes: ReadonlySet<string>): EventEntry[] {
+    const oldest = this.log[0]?.id ?? this.lastEventId + 1;
+    if (afterId < oldest - 1) throw new XapiFailure("EVENTS_LOST");
     return this.log.filter((entry) => entry.id > afterId && (classes.has("*") || classes.has(entry.className)));
   }
 
@@ -126,6 +131,7 @@ export class Database {
       uuid: typeof record.uuid === "string" ? record.uuid : "",
       snapshot: operation === "del" ? undefined : structuredClone(record),
     });
+    if (this.log.length > (this.options.maxEvents ?? 10_000)) this.log.shift();
     for (const listener of [...this.watchers]) listener();
   }
 

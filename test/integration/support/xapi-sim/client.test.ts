@@ -110,6 +110,21 @@ describe("XAPI simulator with the real xen-api client", () => {
     expect(batch.token > first.token).toBe(true);
   });
 
+  it("answers EVENTS_LOST for a token older than its event log, and the client's watcher recovers", async () => {
+    sim = await startXapiSimulator({ maxEvents: 5 });
+    const xapi = connect(sim);
+    await xapi.connect();
+    await xapi.objectsFetched;
+    const { token } = await xapi.call<{ token: string }>("event.from", ["vm"], "", 0);
+    for (let index = 0; index < 10; index++) sim.seed.vm({ nameLabel: `burst-${index}` });
+    await expect(xapi.call("event.from", ["vm"], token, 0)).rejects.toMatchObject({ code: "EVENTS_LOST" });
+    const last = sim.seed.vm({ nameLabel: "after the burst" });
+    await until(() => xapi.getObjectByUuid<XapiObject | undefined>(last.uuid, undefined), "the cache after the burst");
+    // The watcher lost its place too, started over (event.inject, full get_all_records) and caught up.
+    expect(sim.callCount("event.inject")).toBeGreaterThanOrEqual(2);
+    expect(xapi.getObjectByUuid<XapiObject>(last.uuid).name_label).toBe("after the burst");
+  });
+
   it("runs Async.* tasks whose result is XML-RPC encoded, decoded by the client", async () => {
     sim = await startXapiSimulator();
     const xapi = connect(sim);
