@@ -152,7 +152,7 @@ export class XapiSeed {
   }
 
   vif(options: SeedVif): Seeded {
-    const ref = this.simulator.createVif({
+    const ref = this.simulator.operations.createVif({
       device: options.device,
       network: options.network,
       VM: options.vm,
