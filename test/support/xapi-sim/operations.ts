@@ -221,6 +221,28 @@ export class XapiOperations {
     return this.startVm(ref);
   }
 
+  /**
+   * Live migration (to another host, or the same one): the VM keeps running but gets a new
+   * domain, so every attached VIF's dom0 device is replaced by one with the new domid, and the
+   * power state never leaves Running (one `mod` event: only the domid changes).
+   */
+  async migrateVm(ref: unknown, hostRef: unknown): Promise<string> {
+    const vm = this.db.get("VM", ref);
+    if (vm.power_state !== "Running")
+      throw new XapiFailure("VM_BAD_POWER_STATE", String(ref), "running", String(vm.power_state).toLowerCase());
+    this.db.get("host", hostRef);
+    const attached = (vm.VIFs as string[]).filter((vif) => this.db.get("VIF", vif).currently_attached === true);
+    for (const vif of attached) await this.dom0?.vifUnplugged(this.dom0Vif(vif));
+    const from = String(vm.resident_on);
+    if (this.db.has("host", from)) {
+      this.db.update("host", from, { resident_VMs: (this.db.get("host", from).resident_VMs as string[]).filter((item) => item !== ref) });
+    }
+    this.db.update("VM", String(ref), { domid: this.nextDomid++, resident_on: hostRef });
+    this.db.update("host", String(hostRef), { resident_VMs: [...(this.db.get("host", hostRef).resident_VMs as string[]), ref] });
+    for (const vif of attached) await this.dom0?.vifPlugged(this.dom0Vif(vif));
+    return "";
+  }
+
   private dom0Vif(vifRef: string): Dom0Vif {
     const vif = this.db.get("VIF", vifRef);
     const vm = this.db.get("VM", vif.VM);

@@ -309,5 +309,6 @@ export class XapiSimulator {
     this.define("VM.shutdown", 1, ([ref]) => this.operations.shutdownVm(ref));
     this.define("VM.clean_reboot", 1, ([ref]) => this.operations.rebootVm(ref));
     this.define("VM.hard_reboot", 1, ([ref]) => this.operations.rebootVm(ref));
+    this.define("VM.pool_migrate", 3, ([ref, host]) => this.operations.migrateVm(ref, host));
   }
 }

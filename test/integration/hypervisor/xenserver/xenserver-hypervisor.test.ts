@@ -237,4 +237,25 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
     expect(nic).toMatchObject({ index: 1, bridge: shared.bridge, device: undefined });
     expect(sim.callCount("VM.get_by_uuid")).toBeGreaterThan(0);
   });
+
+  it("follows a live migration: a new domid without a stop, so the devices are renamed in place", async () => {
+    const { sim, backend, events } = await setup();
+    const vm = seedGuest(sim, "migrant", ["52:54:00:aa:00:21", "52:54:00:aa:00:22"]);
+    await backend.startVm(vm.uuid);
+    const before = sim.db.get("VM", vm.ref).domid as number;
+    await until(() => events.some((event) => event.type === "nic-added" && event.device === `vif${before}.1`), "the NICs attached");
+    events.length = 0;
+    await backend.connection.callAsync("VM.pool_migrate", vm.ref, sim.host?.ref, { live: "true" });
+    const after = sim.db.get("VM", vm.ref).domid as number;
+    expect(after).not.toBe(before);
+    await until(() => events.some((event) => event.type === "domid-changed" && event.domainId === after), "domid-changed");
+    expect(events.filter((event) => event.type === "vm-stopped" || event.type === "vm-started")).toEqual([]);
+    expect((await backend.getVm(vm.uuid)).nics.map((nic) => nic.device)).toEqual([`vif${after}.0`, `vif${after}.1`]);
+    // A later unplug names the renamed device.
+    await backend.detachNic(vm.uuid, "52:54:00:aa:00:22" as Mac);
+    await until(
+      () => events.some((event) => event.type === "nic-removed" && event.device === `vif${after}.1`),
+      "nic-removed with the new name",
+    );
+  });
 });
