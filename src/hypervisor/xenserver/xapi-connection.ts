@@ -39,7 +39,6 @@ export class XapiCallError extends V6Error {
   }
 }
 
-const CONNECTION_ERRORS = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "UND_ERR_SOCKET", "UND_ERR_CLOSED", "EHOSTUNREACH"]);
 
 /**
  * One XAPI session through the `xen-api` client (JSON-RPC transport) plus what the client does
@@ -208,10 +207,15 @@ export function errorCode(error: unknown): string | undefined {
 function toV6Error(method: string, error: unknown): V6Error {
   if (error instanceof V6Error) return error;
   const code = errorCode(error);
+  // Only XAPI's own errors carry `params` (the client's XapiError); TLS and socket errors have
+  // upper-case codes too, but they mean XAPI could not be reached.
   const params =
-    error !== null && typeof error === "object" && "params" in error && Array.isArray(error.params) ? error.params.map(String) : [];
-  if (code !== undefined && /^[A-Z][A-Z0-9_]+$/.test(code) && !CONNECTION_ERRORS.has(code))
-    return new XapiCallError(method, code, params, error);
+    error !== null && typeof error === "object" && "params" in error && Array.isArray(error.params) ? error.params.map(String) : undefined;
+  if (code !== undefined && params !== undefined) return new XapiCallError(method, code, params, error);
   const message = error instanceof Error ? error.message : String(error);
-  return new V6Error("unavailable", `XAPI ${method}: ${message}`, { cause: error });
+  const hint =
+    code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)
+      ? " (XAPI's certificate is not trusted; set allowSelfSigned only for a host you know)"
+      : "";
+  return new V6Error("unavailable", `XAPI ${method}: ${message}${hint}`, { cause: error });
 }

@@ -258,4 +258,15 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
       "nic-removed with the new name",
     );
   });
+
+  it("accepts a self-signed XAPI certificate only when configured to", async () => {
+    const running = await startXapiSimulator({ https: true });
+    sim = running;
+    const strict = new XenServerHypervisor({ url: running.url, auth: { user: "root", password: "xenroot" } });
+    await expect(strict.connect()).rejects.toMatchObject({ code: "unavailable", message: expect.stringMatching(/certificate/i) });
+    await strict.close();
+    backend = new XenServerHypervisor({ url: running.url, auth: { user: "root", password: "xenroot" }, allowSelfSigned: true });
+    await backend.connect();
+    expect((await backend.facts()).kind).toBe("xenserver");
+  });
 });
