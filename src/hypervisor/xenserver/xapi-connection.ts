@@ -39,7 +39,6 @@ export class XapiCallError extends V6Error {
   }
 }
 
-
 /**
  * One XAPI session through the `xen-api` client (JSON-RPC transport) plus what the client does
  * not do by itself: when the session dies for good (the client gives up and disconnects, or the
