@@ -19,6 +19,11 @@ export interface VmNic {
   model: string;
   /** XenServer only: the VIF's device number (`VIF.device`). */
   index?: number;
+  /**
+   * XenServer HVM guests only: QEMU's emulated twin of `device` (`tap<domid>.<n>`), which carries
+   * the guest's traffic until its PV drivers load. Both ports need the same rules.
+   */
+  emulatedDevice?: InterfaceName;
 }
 
 export interface VmInfo {
@@ -42,6 +47,8 @@ export interface NicSpec {
    * rules exist before the tap does. XenServer names devices itself.
    */
   device?: InterfaceName;
+  /** XenServer: the VIF device number to use (`VIF.device`); default the lowest allowed one. */
+  index?: number;
 }
 
 export type BootSpec = { kind: "kernel"; kernel: string; initrd?: string; cmdline?: string } | { kind: "disk"; path: string };

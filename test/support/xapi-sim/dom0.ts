@@ -1,0 +1,105 @@
+import { run } from "../../../src/exec.js";
+
+/** What dom0 does when a VIF comes up: a backend device on the network's bridge. */
+export interface Dom0Vif {
+  vmUuid: string;
+  domid: number;
+  /** `VIF.device`, the guest's NIC index. */
+  device: string;
+  /** dom0's name for it: `vif<domid>.<device>`. */
+  ifname: string;
+  bridge: string;
+  /** `VIF.MAC`, the guest side's MAC. */
+  mac: string;
+  mtu: number;
+}
+
+/**
+ * The simulator's optional dom0 hook: XAPI awaits it while a VM starts or a VIF is plugged (so
+ * the port exists when the call returns, as on a real host) and when it goes away.
+ */
+/** A VLAN PIF coming up: `<device>.<tag>` on the VLAN network's bridge. */
+export interface Dom0Vlan {
+  /** The tagged (physical) PIF's device, e.g. `eth0`. */
+  device: string;
+  tag: number;
+  bridge: string;
+}
+
+export interface Dom0Network {
+  vifPlugged(vif: Dom0Vif): Promise<void>;
+  vifUnplugged(vif: Dom0Vif): Promise<void>;
+  vlanPlugged?(vlan: Dom0Vlan): Promise<void>;
+  vlanUnplugged?(vlan: Dom0Vlan): Promise<void>;
+}
+
+export interface NetnsDom0Options {
+  /** The namespace playing dom0: bridges and `vif*` ports live here. */
+  dom0: string;
+  /**
+   * The namespace holding a VM's guest side (named `eth<device>` there, carrying `VIF.MAC`), or
+   * undefined to leave the peer down inside dom0 as `vg<domid>.<device>`.
+   */
+  guestNetns?: (vmUuid: string) => string | undefined;
+}
+
+/**
+ * Dom0 made of real kernel objects inside a network namespace: a VIF is a veth pair whose dom0
+ * end is `vif<domid>.<device>` (MAC fe:ff:ff:ff:ff:ff like netback's) enslaved to the
+ * network's bridge, and whose other end is the guest's NIC.
+ */
+export class NetnsDom0 implements Dom0Network {
+  constructor(private readonly options: NetnsDom0Options) {}
+
+  async vifPlugged(vif: Dom0Vif): Promise<void> {
+    const dom0 = this.options.dom0;
+    await this.ensureBridge(vif.bridge);
+    const guestNs = this.options.guestNetns?.(vif.vmUuid);
+    const peer = guestNs === undefined ? `vg${vif.domid}.${vif.device}` : `eth${vif.device}`;
+    const peerArgs = guestNs === undefined ? ["name", peer] : ["name", peer, "netns", guestNs];
+    await run("ip", ["link", "add", vif.ifname, "type", "veth", "peer", ...peerArgs], { netns: dom0 });
+    await run("ip", ["link", "set", vif.ifname, "address", "fe:ff:ff:ff:ff:ff", "mtu", String(vif.mtu)], { netns: dom0 });
+    await run("ip", ["link", "set", vif.ifname, "master", vif.bridge, "up"], { netns: dom0 });
+    const peerNs = guestNs ?? dom0;
+    await run("ip", ["link", "set", peer, "address", vif.mac, "mtu", String(vif.mtu)], { netns: peerNs });
+    if (guestNs !== undefined) await run("ip", ["link", "set", peer, "up"], { netns: peerNs });
+  }
+
+  async vifUnplugged(vif: Dom0Vif): Promise<void> {
+    // Deleting one end of a veth pair deletes the other, wherever it lives.
+    await run("ip", ["link", "del", vif.ifname], { netns: this.options.dom0, okExitCodes: [0, 1] });
+  }
+
+  /**
+   * A VLAN network's bridge with `<device>.<tag>` on it, as the bridge backend builds it. Done only
+   * when the tagged device exists in dom0 (a test gives dom0 an `eth0` towards its router).
+   */
+  async vlanPlugged(vlan: Dom0Vlan): Promise<void> {
+    const dom0 = this.options.dom0;
+    await this.ensureBridge(vlan.bridge);
+    const { exitCode } = await run("ip", ["link", "show", vlan.device], { netns: dom0, okExitCodes: [0, 1] });
+    if (exitCode !== 0) return;
+    const name = `${vlan.device}.${vlan.tag}`;
+    const added = await run("ip", ["link", "add", "link", vlan.device, "name", name, "type", "vlan", "id", String(vlan.tag)], {
+      netns: dom0,
+      okExitCodes: [0, 2],
+    });
+    // A kernel without 8021q ("Unknown device type"): the VLAN network keeps its bridge and
+    // guest ports, only without a tagged uplink.
+    if (added.exitCode !== 0) return;
+    await run("ip", ["link", "set", name, "master", vlan.bridge, "up"], { netns: dom0 });
+  }
+
+  async vlanUnplugged(vlan: Dom0Vlan): Promise<void> {
+    await run("ip", ["link", "del", `${vlan.device}.${vlan.tag}`], { netns: this.options.dom0, okExitCodes: [0, 1] });
+  }
+
+  private async ensureBridge(bridge: string): Promise<void> {
+    const dom0 = this.options.dom0;
+    const { exitCode } = await run("ip", ["link", "show", bridge], { netns: dom0, okExitCodes: [0, 1] });
+    if (exitCode !== 0) {
+      await run("ip", ["link", "add", bridge, "type", "bridge"], { netns: dom0 });
+      await run("ip", ["link", "set", bridge, "up"], { netns: dom0 });
+    }
+  }
+}
