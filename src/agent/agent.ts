@@ -2,6 +2,7 @@ import { type Ipv6Network, type Mac, parseAddressInNetwork, parseIpv4Address, ty
 import { V6Error } from "../errors.js";
 import type { ApplyResult, Firewall } from "../firewall/model.js";
 import type { Hypervisor, HypervisorEvent, VmInfo, VmSpec } from "../hypervisor/hypervisor.js";
+import { tapNameForMac } from "../hypervisor/kvm/tap-name.js";
 import type { Logger } from "../log.js";
 import {
   type DesiredNetwork,
@@ -16,7 +17,6 @@ import {
   withoutNetwork,
   withoutNic,
 } from "./desired-state.js";
-import { tapNameForMac } from "./device-names.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { NetworkProvisioner } from "./network-provisioner.js";
 import { guestPort, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";

@@ -1,4 +1,5 @@
 import { isAbsolute } from "node:path";
+import { parseUuid } from "../../addressing/index.js";
 import { InvalidArgumentError } from "../../errors.js";
 import type { VmSpec } from "../hypervisor.js";
 import { interfaceElement, type ParsedNic, parseInterfaceElement, type ValidNic, validateNic } from "./interface-xml.js";
@@ -7,16 +8,7 @@ import { buildXml, child, children, parseXml, type XmlNode } from "./xml.js";
 /** libvirt domain type: `kvm` (hardware virtualisation), `qemu` (software emulation), `test` (libvirt's test driver). */
 export type DomainType = "kvm" | "qemu" | "test";
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-/** A lower-case RFC 4122 textual UUID. */
-export function parseUuid(input: unknown, field = "uuid"): string {
-  if (typeof input !== "string" || !UUID_PATTERN.test(input.toLowerCase())) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not a UUID (expected 8-4-4-4-12 hex digits)`);
-  }
-  return input.toLowerCase();
-}
 
 function parsePath(input: unknown, field: string): string {
   if (typeof input !== "string" || !isAbsolute(input) || input.includes("\0") || /[\r\n]/.test(input)) {

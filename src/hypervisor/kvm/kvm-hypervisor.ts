@@ -1,8 +1,8 @@
-import { type Mac, parseMac } from "../../addressing/index.js";
+import { type Mac, parseMac, parseUuid } from "../../addressing/index.js";
 import { V6Error } from "../../errors.js";
 import { createLogger, type Logger } from "../../log.js";
 import type { Hypervisor, HypervisorEvent, HypervisorFacts, NicSpec, VmInfo, VmNic, VmSpec, VmState } from "../hypervisor.js";
-import { type DomainType, domainXml, parseDomainNics, parseUuid, validateVmSpec } from "./domain-xml.js";
+import { type DomainType, domainXml, parseDomainNics, validateVmSpec } from "./domain-xml.js";
 import { interfaceXml, interfaceXmlForDetach, type ParsedNic, validateNic } from "./interface-xml.js";
 import { DeviceFlags, DomainState, type DomainSummary, LibvirtConnection, type NativeEvent } from "./libvirt.js";
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseInterfaceName, parseIpv6Network, parseMac } from "../../../src/addressing/index.js";
 import { type DesiredState, parseDesiredState, withNic, withoutNic } from "../../../src/agent/desired-state.js";
-import { tapNameForMac } from "../../../src/agent/device-names.js";
 import { observedPorts, planFirewall } from "../../../src/agent/plan.js";
 import { allVifReports } from "../../../src/agent/vif-report.js";
 import type { VmInfo } from "../../../src/hypervisor/hypervisor.js";
+import { tapNameForMac } from "../../../src/hypervisor/kvm/tap-name.js";
 
 const macA = parseMac("52:54:00:00:00:0a");
 const macB = parseMac("52:54:00:00:00:0b");

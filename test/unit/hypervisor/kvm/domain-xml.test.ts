@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { parseUuid } from "../../../../src/addressing/index.js";
 import type { VmSpec } from "../../../../src/hypervisor/hypervisor.js";
-import { domainXml, parseDomainNics, parseUuid, validateVmSpec } from "../../../../src/hypervisor/kvm/domain-xml.js";
+import { domainXml, parseDomainNics, validateVmSpec } from "../../../../src/hypervisor/kvm/domain-xml.js";
 import { interfaceXml, validateNic } from "../../../../src/hypervisor/kvm/interface-xml.js";
 import { child, parseXml } from "../../../../src/hypervisor/kvm/xml.js";
 
