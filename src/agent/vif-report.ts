@@ -1,25 +1,11 @@
 import { duidLl, eui64LinkLocal, type Mac } from "../addressing/index.js";
+import type { VifReport } from "../protocol/index.js";
 import type { DesiredState } from "./desired-state.js";
 import type { ObservedPort } from "./plan.js";
 
-/**
- * `protected`: the NIC's device exists and its rules are in place; `detached`: the server wants
- * the NIC but it has no device now (VM stopped, not yet plugged); `unplugged`: the NIC was
- * removed (sent once, after nic.unplug or vm destroy).
- */
-export type VifState = "protected" | "detached" | "unplugged";
-
-/** What the DHCPv6 server's configuration is built from (design section 1, step 2). */
-export interface VifReport {
-  vmUuid: string;
-  networkId?: string;
-  mac: string;
-  duidLL: string;
-  linkLocal: string;
-  device?: string;
-  bridge?: string;
-  state: VifState;
-}
+/** The protocol's VIF report (src/protocol/schemas.ts) is the one type reports travel in. */
+export type { VifReport };
+export type VifState = VifReport["state"];
 
 export function vifReport(fields: {
   vmUuid: string;
@@ -28,6 +14,7 @@ export function vifReport(fields: {
   networkId?: string;
   device?: string;
   bridge?: string;
+  ipv6?: readonly string[];
 }): VifReport {
   const report: VifReport = {
     vmUuid: fields.vmUuid,
@@ -39,6 +26,7 @@ export function vifReport(fields: {
   if (fields.networkId !== undefined) report.networkId = fields.networkId;
   if (fields.device !== undefined) report.device = fields.device;
   if (fields.bridge !== undefined) report.bridge = fields.bridge;
+  if (fields.ipv6 !== undefined && fields.ipv6.length > 0) report.ipv6 = [...fields.ipv6];
   return report;
 }
 
@@ -60,6 +48,7 @@ export function allVifReports(desired: DesiredState, observed: readonly Observed
           vmUuid: vm.uuid,
           mac: nic.mac,
           networkId: nic.networkId,
+          ipv6: nic.ipv6,
           state: port === undefined ? "detached" : "protected",
           ...(port === undefined ? {} : { device: port.device }),
           ...(bridge === undefined ? {} : { bridge }),

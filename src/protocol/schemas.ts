@@ -35,9 +35,13 @@ export const Path = Type.String({ minLength: 1, maxLength: 4096, pattern: "^/", 
 
 // ---------------------------------------------------------------- shared records
 
-export const VifState = Type.Union([Type.Literal("plugged"), Type.Literal("unplugged"), Type.Literal("protected"), Type.Literal("error")], {
-  description: "plugged: attached; protected: attached and its port policy is in force; unplugged: detached; error: see message",
-});
+export const VifState = Type.Union(
+  [Type.Literal("protected"), Type.Literal("detached"), Type.Literal("unplugged"), Type.Literal("error")],
+  {
+    description:
+      "protected: the NIC's device exists and its port policy is in force; detached: wanted but without a device now (VM stopped, not yet plugged); unplugged: removed (sent once); error: see message",
+  },
+);
 
 export const VifReport = Type.Object(
   {

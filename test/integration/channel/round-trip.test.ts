@@ -139,7 +139,7 @@ describe("agent channel ↔ reference server", () => {
         mac: "01:00:5e:00:00:01",
         duidLL: "00:03:00:01:01:00:5e:00:00:01",
         linkLocal: "fe80::1",
-        state: "plugged",
+        state: "protected",
       }),
     ).toThrow(/params.mac: .*multicast/);
   });

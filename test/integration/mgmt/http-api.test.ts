@@ -62,7 +62,7 @@ describe("reference server HTTP API", () => {
       mac: "52:54:00:00:00:01",
       duidLL: "00:03:00:01:52:54:00:00:00:01",
       linkLocal: "fe80::5054:ff:fe00:1",
-      state: "plugged",
+      state: "protected",
     });
     const reports = (await waiting).body.reports as { hostId: string; method: string; params: { mac: string } }[];
     expect(reports.map((report) => [report.hostId, report.method, report.params.mac])).toEqual([

@@ -85,6 +85,7 @@ describe("VIF reports", () => {
         duidLL: "00:03:00:01:52:54:00:00:00:0a",
         linkLocal: "fe80::5054:ff:fe00:a",
         bridge: "v6br-net1",
+        ipv6: ["2001:db8:1:1::a"],
         state: "detached",
       },
     ]);
