@@ -18,7 +18,7 @@ import {
   withoutNic,
 } from "./desired-state.js";
 import { KeyedLock } from "./keyed-lock.js";
-import type { NetworkProvisioner } from "./network-provisioner.js";
+import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
 import { allVifReports, sameReport, type VifReport, vifReport } from "./vif-report.js";
 
@@ -84,6 +84,8 @@ export class Agent {
   /** Ports being plugged or deployed: their rules exist before the hypervisor shows them. */
   private readonly pending = new Map<string, PendingPort>();
   private readonly lastReports = new Map<string, VifReport>();
+  /** Last known state of every VM, for heartbeats (no hypervisor call per heartbeat). */
+  private readonly vmStates = new Map<string, VmInfo["state"]>();
   private readonly vmLocks = new KeyedLock();
   private readonly log: Logger;
   private unsubscribe: (() => void) | undefined;
@@ -116,9 +118,11 @@ export class Agent {
    */
   async reconcile(): Promise<ReconcileSummary> {
     for (const network of this.desired.networks) {
-      await this.deps.networks.ensure({ networkId: network.networkId, ...optional(network, "vlan"), ...optional(network, "mtu") });
+      await this.deps.networks.ensure(networkSpec(network));
     }
     const vms = await this.deps.hypervisor.listVms();
+    this.vmStates.clear();
+    for (const vm of vms) this.vmStates.set(vm.uuid, vm.state);
     this.observed.clear();
     for (const port of observedPorts(this.desired, vms)) {
       const list = this.observed.get(port.vmUuid) ?? [];
@@ -127,12 +131,21 @@ export class Agent {
     }
     const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()]);
     const result = await this.deps.firewall.reconcile(plan);
+    for (const port of this.allObserved()) await this.prepare(port.device);
     const reports = this.emitChangedReports();
     this.log.info(
       { vms: vms.length, ports: plan.ports.length, changed: result.changed, added: result.addedPorts, removed: result.removedPorts },
       "host reconciled",
     );
     return { firewall: result, vms: vms.length, protectedPorts: plan.ports.length, reports };
+  }
+
+  /** VM and VIF states for agent.heartbeat, from what the agent already knows. */
+  heartbeat(): { vms: { uuid: string; state: VmInfo["state"] }[]; vifs: { mac: string; device?: string; state: VifReport["state"] }[] } {
+    return {
+      vms: [...this.vmStates].map(([uuid, state]) => ({ uuid, state })),
+      vifs: [...this.lastReports.values()].map((report) => ({ mac: report.mac, state: report.state, ...optional(report, "device") })),
+    };
   }
 
   /** The full inventory, for agent.hello after every (re)connect. */
@@ -152,11 +165,7 @@ export class Agent {
       );
     }
     const gateway = input.gateway === undefined ? undefined : parseAddressInNetwork(input.gateway, input.network, "params.gateway");
-    const provisioned = await this.deps.networks.ensure({
-      networkId: input.networkId,
-      ...optional(input, "vlan"),
-      ...optional(input, "mtu"),
-    });
+    const provisioned = await this.deps.networks.ensure(networkSpec(input));
     const network: DesiredNetwork = {
       networkId: input.networkId,
       network: input.network,
@@ -172,9 +181,10 @@ export class Agent {
     return { networkId: network.networkId, bridge: network.bridge };
   }
 
-  async removeNetwork(networkId: string): Promise<void> {
+  /** Returns false when there was no such network. */
+  async removeNetwork(networkId: string): Promise<boolean> {
     const network = findNetwork(this.desired, networkId);
-    if (network === undefined) return;
+    if (network === undefined) return false;
     const nics = nicsOnNetwork(this.desired, networkId);
     const attached = this.allObserved().filter((port) => port.bridge === network.bridge);
     if (nics.length > 0 || attached.length > 0) {
@@ -186,8 +196,9 @@ export class Agent {
     }
     await this.commit(withoutNetwork(this.desired, networkId));
     await this.deps.firewall.removeBridge(network.bridge);
-    await this.deps.networks.remove({ networkId, bridge: network.bridge, ...optional(network, "vlan"), ...optional(network, "mtu") });
+    await this.deps.networks.remove({ ...networkSpec(network), bridge: network.bridge });
     this.log.info({ network: networkId, bridge: network.bridge }, "network removed");
+    return true;
   }
 
   /** nic.plug: rules first, then attach, then report. */
@@ -296,12 +307,13 @@ export class Agent {
     });
   }
 
-  async stopVm(uuid: string, force: boolean): Promise<{ uuid: string; vifs: VifReport[] }> {
+  /** vm.stop: the VM's ports lose their rules once its taps are gone; its NICs stay wanted (detached). */
+  async stopVm(uuid: string, force: boolean): Promise<{ uuid: string; state: VmInfo["state"] }> {
     return this.vmLocks.run(uuid, async () => {
+      await this.deps.hypervisor.getVm(uuid);
       await this.deps.hypervisor.stopVm(uuid, { force });
       await this.reconcileVmLocked(uuid);
-      const nics = this.desired.vms.find((vm) => vm.uuid === uuid)?.nics ?? [];
-      return { uuid, vifs: nics.map((nic) => this.currentReport(uuid, nic.mac)) };
+      return { uuid, state: this.vmStates.get(uuid) ?? "unknown" };
     });
   }
 
@@ -377,11 +389,15 @@ export class Agent {
     } catch (error) {
       if (!(error instanceof V6Error && error.code === "not_found")) throw error;
     }
+    if (vm === undefined) this.vmStates.delete(uuid);
+    else this.vmStates.set(uuid, vm.state);
     const before = this.observed.get(uuid) ?? [];
     const after = vm === undefined ? [] : observedPorts(this.desired, [vm]);
     const pendingOfVm = [...this.pending.values()].filter((port) => port.vmUuid === uuid);
     const wanted = planFirewall(this.desired, after, pendingOfVm).ports;
     for (const port of wanted) await this.deps.firewall.upsertPort(port);
+    const known = new Set(before.map((port) => port.device as string));
+    for (const port of after) if (!known.has(port.device)) await this.prepare(port.device);
     const keep = new Set(wanted.map((port) => port.device as string));
     for (const port of before) {
       if (!keep.has(port.device) && !this.deviceOwnedElsewhere(port.device, uuid)) await this.deps.firewall.removePort(port.device);
@@ -389,6 +405,15 @@ export class Agent {
     if (after.length === 0) this.observed.delete(uuid);
     else this.observed.set(uuid, after);
     this.emitChangedReports();
+  }
+
+  /** Host IPv6 off on a guest port; a port that vanished meanwhile is not an error. */
+  private async prepare(device: string): Promise<void> {
+    try {
+      await this.deps.networks.preparePort(device);
+    } catch (error) {
+      this.log.warn({ port: device, err: error }, "could not disable host IPv6 on guest port");
+    }
   }
 
   private deviceOwnedElsewhere(device: string, uuid: string): boolean {
@@ -449,6 +474,10 @@ export class Agent {
     this.desired = next;
     await this.deps.store.save(next);
   }
+}
+
+function networkSpec(network: EnsureNetworkInput | DesiredNetwork): NetworkSpec {
+  return { networkId: network.networkId, network: network.network, ...optional(network, "vlan"), ...optional(network, "mtu") };
 }
 
 /** `{ key: value }` when the value is defined, `{}` otherwise (exact optional properties). */

@@ -1,8 +1,9 @@
-import type { InterfaceName, VlanId } from "../addressing/index.js";
+import type { InterfaceName, Ipv6Network, VlanId } from "../addressing/index.js";
 
 /** A shared network as the host must carry it. */
 export interface NetworkSpec {
   networkId: string;
+  network: Ipv6Network;
   vlan?: VlanId;
   mtu?: number;
 }
@@ -22,4 +23,6 @@ export interface NetworkProvisioner {
   ensure(spec: NetworkSpec): Promise<ProvisionedNetwork>;
   /** Removes the network's bridge; called only when no desired NIC remains on it. */
   remove(spec: NetworkSpec & { bridge: InterfaceName }): Promise<void>;
+  /** Readies a guest port the moment it is seen: the host itself takes no IPv6 part on it. */
+  preparePort(device: string): Promise<void>;
 }

@@ -1,9 +1,13 @@
 import { Command, CommanderError } from "commander";
+import { DEFAULT_CONFIG_PATH } from "../agent/config.js";
+import { runDaemon } from "../agent/daemon.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
 import { type MgmtCommandOptions, runMgmt } from "../mgmt/cli.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
+import { type DiagCommandOptions, runDiag } from "./diag.js";
+import { CliExit } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
 
 /** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
@@ -27,8 +31,11 @@ export function buildProgram(): Command {
   program
     .command("run")
     .description("run the agent daemon on this hypervisor host")
-    .option("-c, --config <file>", "configuration file", "/etc/v6agent/config.yaml")
-    .action(notImplemented("run"));
+    .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
+    .action(async (options: { config: string }) => {
+      const code = await runDaemon(options.config);
+      if (code !== 0) throw new CliExit(code);
+    });
 
   program
     .command("mgmt")
@@ -47,8 +54,9 @@ export function buildProgram(): Command {
   program
     .command("diag")
     .description("check this host: kernel, tools, bridges, rules, hypervisor and management connectivity")
+    .option("-c, --config <file>", `agent configuration (default ${DEFAULT_CONFIG_PATH} when it exists)`)
     .option("--json", "print machine-readable JSON")
-    .action(notImplemented("diag"));
+    .action((options: DiagCommandOptions) => runDiag(options));
 
   program
     .command("lab")
@@ -89,6 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await buildProgram().parseAsync(argv as string[], { from: "node" });
     return 0;
   } catch (error) {
+    if (error instanceof CliExit) return error.exitCode;
     if (error instanceof CommanderError) {
       // Help and version are "errors" under exitOverride; commander already printed them.
       return error.exitCode === 0 ? 0 : EXIT_USAGE;

@@ -1,0 +1,242 @@
+import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { AgentChannel } from "../channel/index.js";
+import { agentChecks } from "../diag/agent-checks.js";
+import type { DiagReport } from "../diag/check.js";
+import { diagnose } from "../diag/diagnose.js";
+import { createFirewall } from "../firewall/index.js";
+import type { Firewall } from "../firewall/model.js";
+import type { Hypervisor } from "../hypervisor/hypervisor.js";
+import { KvmHypervisor } from "../hypervisor/kvm/kvm-hypervisor.js";
+import { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
+import { createLogger, type Logger } from "../log.js";
+import { VERSION } from "../version.js";
+import { Agent } from "./agent.js";
+import { type AgentConfig, loadAgentConfig } from "./config.js";
+import { type DesiredState, emptyDesiredState, parseDesiredState, SCHEMA_VERSION } from "./desired-state.js";
+import { commandHandler } from "./dispatch.js";
+import { HostBridgeProvisioner } from "./kvm-networks.js";
+import { AgentMetrics } from "./metrics.js";
+import type { NetworkProvisioner } from "./network-provisioner.js";
+import { StateStore } from "./state-store.js";
+import { XapiNetworkProvisioner } from "./xenserver-networks.js";
+
+/** The periodic safety-net reconcile (events do the real-time work). */
+const PERIODIC_RECONCILE_MS = 60_000;
+/** How long SIGTERM waits for in-flight commands before aborting them. */
+const STOP_GRACE_MS = 20_000;
+
+export interface AgentParts {
+  config: AgentConfig;
+  logger: Logger;
+  hypervisor: Hypervisor;
+  firewall: Firewall;
+  networks: NetworkProvisioner;
+  store: StateStore<DesiredState>;
+}
+
+/** Builds the hypervisor, firewall, network provisioner and state store the config names. */
+export async function buildAgentParts(config: AgentConfig, logger: Logger): Promise<AgentParts> {
+  const netnsOption = config.netns === undefined ? {} : { netns: config.netns };
+  const firewall = await createFirewall({
+    backend: config.firewall.backend,
+    ...netnsOption,
+    logger: logger.child({ component: "firewall" }),
+  });
+  let hypervisor: Hypervisor;
+  let networks: NetworkProvisioner;
+  if (config.hypervisor.kind === "kvm") {
+    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, logger: logger.child({ component: "kvm" }) });
+    networks = new HostBridgeProvisioner({
+      ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
+      ...(config.network.mtu === undefined ? {} : { mtu: config.network.mtu }),
+      ...netnsOption,
+    });
+  } else {
+    const xapi = config.hypervisor.xapi;
+    const xen = new XenServerHypervisor({
+      url: xapi.url,
+      auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
+      allowSelfSigned: xapi.allowSelfSigned,
+      logger: logger.child({ component: "xenserver" }),
+    });
+    hypervisor = xen;
+    networks = new XapiNetworkProvisioner(xen, {
+      ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
+      ...netnsOption,
+      logger,
+    });
+  }
+  const store = new StateStore<DesiredState>({
+    path: join(config.stateDir, "desired-state.json"),
+    version: SCHEMA_VERSION,
+    validate: parseDesiredState,
+    empty: emptyDesiredState,
+    logger: logger.child({ component: "state" }),
+  });
+  return { config, logger, hypervisor, firewall, networks, store };
+}
+
+/** `host.diagnose` and `v6agent diag`: host checks plus desired-versus-live for this agent. */
+export function diagnoseWith(
+  parts: Pick<AgentParts, "config" | "firewall">,
+  desired: () => DesiredState,
+  hypervisor?: Hypervisor,
+): Promise<DiagReport> {
+  const config = parts.config;
+  const bridges = desired().networks.map((network) => ({ device: network.bridge as string, role: "bridge" as const }));
+  return diagnose({
+    backend: parts.firewall.backend,
+    ...(config.netns === undefined ? {} : { netns: config.netns }),
+    devices: bridges,
+    management: config.management.servers.map((url) => ({
+      url,
+      ...(config.management.caFile === undefined ? {} : { caFile: config.management.caFile }),
+      ...(config.management.certFile === undefined ? {} : { certFile: config.management.certFile }),
+      ...(config.management.keyFile === undefined ? {} : { keyFile: config.management.keyFile }),
+    })),
+    agentChecks: () => agentChecks({ desired: desired(), firewall: parts.firewall, ...(hypervisor === undefined ? {} : { hypervisor }) }),
+  });
+}
+
+/**
+ * `v6agent run`: converge the host before saying hello, then serve the management server's
+ * commands, keep converging on hypervisor events and a slow timer, and report every VIF change.
+ * SIGTERM finishes in-flight commands and exits; SIGHUP re-reads the config (log level now;
+ * anything else is logged as needing a restart).
+ */
+export async function runDaemon(configPath: string): Promise<number> {
+  const config = await loadAgentConfig(configPath);
+  const logger = createLogger(config.logLevel);
+  const parts = await buildAgentParts(config, logger);
+  const metrics = new AgentMetrics();
+  let channel: AgentChannel | undefined;
+  const agent = new Agent({
+    hypervisor: parts.hypervisor,
+    firewall: parts.firewall,
+    networks: parts.networks,
+    store: parts.store,
+    logger,
+    report: (report) => {
+      channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
+    },
+  });
+
+  const summary = await agent.start();
+  metrics.setProtectedPorts(summary.protectedPorts);
+  logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
+
+  const management = config.management;
+  const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
+  const handler = commandHandler(agent, () => diagnoseWith(parts, () => agent.state, parts.hypervisor));
+  const facts = await parts.hypervisor.facts();
+  channel = new AgentChannel({
+    servers: management.servers,
+    ...(management.caFile === undefined
+      ? {}
+      : {
+          tls: {
+            ca: readFileSync(management.caFile),
+            ...(management.certFile === undefined ? {} : { cert: readFileSync(management.certFile) }),
+            ...(management.keyFile === undefined ? {} : { key: readFileSync(management.keyFile) }),
+          },
+        }),
+    ...(token === undefined ? {} : { token }),
+    allowInsecure: management.insecure,
+    outboxPath: join(config.stateDir, "channel-journal.json"),
+    heartbeatIntervalMs: management.heartbeatSeconds * 1000,
+    liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
+    logger: logger.child({ component: "channel" }),
+    hello: async () => {
+      const inventory = agent.inventory();
+      return {
+        hostId: config.hostId,
+        hostname: hostname(),
+        hypervisor: parts.hypervisor.kind,
+        versions: { agent: VERSION, hypervisor: facts.hypervisorVersion, library: facts.libraryVersion, firewall: parts.firewall.backend },
+        capabilities: ["network.ensure", "nic.plug", "vm.deploy", "state.sync", "host.diagnose", `firewall:${parts.firewall.backend}`],
+        inventory: {
+          networks: inventory.networks.map((network) => ({
+            networkId: network.networkId,
+            prefix: network.network.cidr,
+            bridge: network.bridge,
+          })),
+          vifs: inventory.vifs,
+        },
+      };
+    },
+    heartbeat: async () => agent.heartbeat(),
+    handle: (async (method, params, context) => {
+      const started = process.hrtime.bigint();
+      try {
+        const result = await handler(method, params, context);
+        metrics.observeCommand(method, "ok", Number(process.hrtime.bigint() - started) / 1e9);
+        return result;
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        metrics.observeCommand(method, typeof code === "string" ? code : "internal", Number(process.hrtime.bigint() - started) / 1e9);
+        throw error;
+      }
+    }) as typeof handler,
+  });
+  channel.on("connected", () => metrics.setConnected(true));
+  channel.on("disconnected", () => metrics.setConnected(false));
+  channel.start();
+
+  let metricsServer: Server | undefined;
+  if (config.metrics.listen !== undefined) {
+    metricsServer = await metrics.listen(config.metrics.listen.host, config.metrics.listen.port);
+    logger.info({ listen: config.metrics.listen }, "metrics served");
+  }
+
+  const periodic = setInterval(() => {
+    agent
+      .reconcile()
+      .then(async (result) => {
+        metrics.setProtectedPorts(result.protectedPorts);
+        metrics.setDrops(await parts.firewall.counters());
+      })
+      .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
+  }, PERIODIC_RECONCILE_MS);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    process.on("SIGHUP", () => {
+      loadAgentConfig(configPath).then(
+        (next) => {
+          logger.level = next.logLevel;
+          const changed = (Object.keys(next) as (keyof AgentConfig)[]).filter(
+            (key) => key !== "logLevel" && JSON.stringify(next[key]) !== JSON.stringify(config[key]),
+          );
+          logger.info(
+            { logLevel: next.logLevel, needsRestart: changed },
+            changed.length > 0 ? "config reloaded; restart to apply the other changes" : "config reloaded",
+          );
+        },
+        (error: unknown) => logger.error({ err: error }, "config reload failed; keeping the running config"),
+      );
+    });
+    process.on("SIGTERM", () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info("stopping: finishing in-flight commands");
+      clearInterval(periodic);
+      (channel as AgentChannel)
+        .stop({ graceMs: STOP_GRACE_MS })
+        .then(() => agent.stop())
+        .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
+        .then(
+          () => {
+            logger.info("stopped");
+            resolve(0);
+          },
+          (error: unknown) => {
+            logger.error({ err: error }, "stop failed");
+            resolve(1);
+          },
+        );
+    });
+  });
+}

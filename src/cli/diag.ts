@@ -1,0 +1,45 @@
+import { existsSync } from "node:fs";
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../agent/config.js";
+import { type AgentParts, buildAgentParts, diagnoseWith } from "../agent/daemon.js";
+import { exitCodeFor } from "../diag/check.js";
+import { diagnose, formatDiagReport } from "../diag/diagnose.js";
+import { createLogger } from "../log.js";
+import { CliExit } from "./exit.js";
+
+export interface DiagCommandOptions {
+  config?: string;
+  json?: boolean;
+}
+
+/**
+ * `v6agent diag`: runs without the daemon and without the management server. With a config
+ * (the default path when it exists) it also inspects the agent's desired state, hypervisor and
+ * live rules; without one, only the host checks. Exit code: 0 ok, 1 warnings, 2 failures.
+ */
+export async function runDiag(options: DiagCommandOptions): Promise<void> {
+  const configPath = options.config ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
+  let report: Awaited<ReturnType<typeof diagnose>>;
+  if (configPath === undefined) {
+    report = await diagnose({ backend: "auto" });
+  } else {
+    const config = await loadAgentConfig(configPath);
+    const logger = createLogger("silent");
+    const parts: AgentParts = await buildAgentParts(config, logger);
+    const desired = await parts.store.load();
+    let connected = true;
+    try {
+      await parts.hypervisor.connect();
+    } catch {
+      connected = false;
+    }
+    try {
+      // An unreachable hypervisor shows up as a failed "hypervisor" check.
+      report = await diagnoseWith(parts, () => desired, parts.hypervisor);
+    } finally {
+      if (connected) await parts.hypervisor.close();
+    }
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);
+  const code = exitCodeFor(report.worst);
+  if (code !== 0) throw new CliExit(code);
+}
