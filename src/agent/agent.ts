@@ -210,7 +210,7 @@ export class Agent {
       throw new V6Error("conflict", `MAC ${nic.mac} already belongs to VM ${owner.vm.uuid}`, { field: "params.mac" });
     }
     return this.vmLocks.run(vmUuid, async () => {
-      const vm = await this.deps.hypervisor.getVm(vmUuid);
+      const vm = await this.requireVm(vmUuid, "params.vmUuid");
       const previous = this.desired;
       await this.commit(withNic(this.desired, vmUuid, nic));
       const alreadyAttached = vm.nics.some((candidate) => candidate.mac === nic.mac);
@@ -242,7 +242,7 @@ export class Agent {
 
   async unplugNic(vmUuid: string, mac: Mac): Promise<VifReport> {
     return this.vmLocks.run(vmUuid, async () => {
-      const vm = await this.deps.hypervisor.getVm(vmUuid);
+      const vm = await this.requireVm(vmUuid, "params.vmUuid");
       const owner = findNic(this.desired, mac);
       if (owner !== undefined && owner.vm.uuid !== vmUuid) {
         throw new V6Error("conflict", `MAC ${mac} belongs to VM ${owner.vm.uuid}, not ${vmUuid}`, { field: "params.mac" });
@@ -310,7 +310,7 @@ export class Agent {
   /** vm.stop: the VM's ports lose their rules once its taps are gone; its NICs stay wanted (detached). */
   async stopVm(uuid: string, force: boolean): Promise<{ uuid: string; state: VmInfo["state"] }> {
     return this.vmLocks.run(uuid, async () => {
-      await this.deps.hypervisor.getVm(uuid);
+      await this.requireVm(uuid, "params.uuid");
       await this.deps.hypervisor.stopVm(uuid, { force });
       await this.reconcileVmLocked(uuid);
       return { uuid, state: this.vmStates.get(uuid) ?? "unknown" };
@@ -405,6 +405,16 @@ export class Agent {
     if (after.length === 0) this.observed.delete(uuid);
     else this.observed.set(uuid, after);
     this.emitChangedReports();
+  }
+
+  /** The VM, or `not_found` naming the command's own field. */
+  private async requireVm(uuid: string, field: string): Promise<VmInfo> {
+    try {
+      return await this.deps.hypervisor.getVm(uuid);
+    } catch (error) {
+      if (error instanceof V6Error && error.code === "not_found") throw new V6Error("not_found", error.message, { field, cause: error });
+      throw error;
+    }
   }
 
   /** Host IPv6 off on a guest port; a port that vanished meanwhile is not an error. */

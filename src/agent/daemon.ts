@@ -43,12 +43,12 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   const firewall = await createFirewall({
     backend: config.firewall.backend,
     ...netnsOption,
-    logger: logger.child({ component: "firewall" }),
+    logger,
   });
   let hypervisor: Hypervisor;
   let networks: NetworkProvisioner;
   if (config.hypervisor.kind === "kvm") {
-    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, logger: logger.child({ component: "kvm" }) });
+    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, logger });
     networks = new HostBridgeProvisioner({
       ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
       ...(config.network.mtu === undefined ? {} : { mtu: config.network.mtu }),
@@ -60,7 +60,7 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
       url: xapi.url,
       auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
       allowSelfSigned: xapi.allowSelfSigned,
-      logger: logger.child({ component: "xenserver" }),
+      logger,
     });
     hypervisor = xen;
     networks = new XapiNetworkProvisioner(xen, {
@@ -148,7 +148,7 @@ export async function runDaemon(configPath: string): Promise<number> {
     outboxPath: join(config.stateDir, "channel-journal.json"),
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
-    logger: logger.child({ component: "channel" }),
+    logger,
     hello: async () => {
       const inventory = agent.inventory();
       return {
