@@ -286,7 +286,33 @@ export function renderState(state: FirewallState, caps: NftCapabilities): string
     renderSkeleton(),
     ...state.bridges.map((b) => renderBridge(b, caps)),
     renderBridgesChain(state.bridges.map((b) => b.name)),
-    ...state.ports.map(renderPortUpsert),
+    renderPortsBlock(state.ports),
+  ].join("\n");
+}
+
+/**
+ * Many new ports at once, in nft's block syntax with one element command per map: the same
+ * objects as `renderPortUpsert` for each port, but about a third cheaper for nft to parse than
+ * one `add` command per rule (this is the 1000-port apply from an empty table).
+ */
+export function renderPortsBlock(ports: readonly GuestPort[]): string {
+  if (ports.length === 0) return "";
+  const body: string[] = [];
+  for (const port of ports) {
+    const o = portObjects(port.device);
+    for (const kind of counterKinds) body.push(`\tcounter ${o.counter(kind)} { }`);
+    body.push(`\tchain ${o.chain} {`, ...renderPortRules(port).map((rule) => `\t\t${withComment(rule)}`), "\t}");
+  }
+  const elements = (render: (port: GuestPort) => string) => ports.map(render).join(", ");
+  return [
+    `table ${T} {`,
+    ...body,
+    "}",
+    ...counterKinds.map(
+      (kind) =>
+        `add element ${T} ${counterMap(kind)} { ${elements((p) => `${quote(p.device)} : "${portObjects(p.device).counter(kind)}"`)} }`,
+    ),
+    `add element ${T} ports { ${elements((p) => `${quote(p.device)} comment "${portEntryComment(p)}" : jump ${portObjects(p.device).chain}`)} }`,
   ].join("\n");
 }
 
