@@ -19,7 +19,7 @@ import {
 } from "./desired-state.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
-import { guestPort, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
+import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
 import { allVifReports, sameReport, type VifReport, vifReport } from "./vif-report.js";
 
 /** Persists the desired state (src/agent/state-store.ts in production). */
@@ -62,6 +62,8 @@ export interface AgentDependencies {
   logger: Logger;
   /** Receives every VIF report the agent emits (the channel's `vif.report` in production). */
   report: (report: VifReport) => void;
+  /** Device names only guest ports can have (KVM: the agent's tap names), dropped until their rules exist. */
+  guestPortPatterns?: readonly string[];
 }
 
 export interface ReconcileSummary {
@@ -129,7 +131,7 @@ export class Agent {
       list.push(port);
       this.observed.set(port.vmUuid, list);
     }
-    const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()]);
+    const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.deps.guestPortPatterns);
     const result = await this.deps.firewall.reconcile(plan);
     for (const port of this.allObserved()) await this.prepare(port.device);
     const reports = this.emitChangedReports();
@@ -175,7 +177,7 @@ export class Agent {
       ...optional(input, "vlan"),
       ...optional(input, "mtu"),
     };
-    await this.deps.firewall.ensureBridge({ name: network.bridge, trustedPorts: network.trustedPorts });
+    await this.deps.firewall.ensureBridge(managedBridge(network, this.deps.guestPortPatterns ?? []));
     await this.commit(withNetwork(this.desired, network));
     this.log.info({ network: network.networkId, bridge: network.bridge, prefix: network.network.cidr }, "network ensured");
     return { networkId: network.networkId, bridge: network.bridge };

@@ -10,6 +10,7 @@ import { createFirewall } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { KvmHypervisor } from "../hypervisor/kvm/kvm-hypervisor.js";
+import { TAP_NAME_PATTERN } from "../hypervisor/kvm/tap-name.js";
 import { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
 import { createLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
@@ -119,6 +120,7 @@ export async function runDaemon(configPath: string): Promise<number> {
     networks: parts.networks,
     store: parts.store,
     logger,
+    ...(parts.hypervisor.kind === "kvm" ? { guestPortPatterns: [TAP_NAME_PATTERN] } : {}),
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },

@@ -1,7 +1,7 @@
 import { eui64LinkLocal, type InterfaceName, type Mac } from "../addressing/index.js";
 import type { FirewallState, GuestPort, ManagedBridge } from "../firewall/model.js";
 import type { VmInfo } from "../hypervisor/hypervisor.js";
-import { type DesiredState, findNetwork, findNic } from "./desired-state.js";
+import { type DesiredNetwork, type DesiredState, findNetwork, findNic } from "./desired-state.js";
 
 /**
  * A port whose rules must exist although the hypervisor does not show it yet: a NIC being
@@ -45,17 +45,32 @@ export function observedPorts(desired: DesiredState, vms: readonly VmInfo[]): Ob
  * never told us about (a VM started outside the agent) is still pinned to its MAC and
  * link-local, so it is protected from its first frame and can ask DHCPv6 for an address.
  */
-export function planFirewall(desired: DesiredState, observed: readonly ObservedPort[], pending: readonly PendingPort[]): FirewallState {
-  const bridges: ManagedBridge[] = desired.networks.map((network) => ({
-    name: network.bridge,
-    trustedPorts: network.trustedPorts,
-  }));
+export function planFirewall(
+  desired: DesiredState,
+  observed: readonly ObservedPort[],
+  pending: readonly PendingPort[],
+  guestPortPatterns: readonly string[] = [],
+): FirewallState {
+  const bridges: ManagedBridge[] = desired.networks.map((network) => managedBridge(network, guestPortPatterns));
   const ports = new Map<string, GuestPort>();
   for (const port of [...observed, ...pending]) {
     if (ports.has(port.device)) continue;
     ports.set(port.device, guestPort(desired, port));
   }
   return { bridges, ports: [...ports.values()].sort((a, b) => a.device.localeCompare(b.device)) };
+}
+
+/**
+ * A managed bridge as the firewall sees it. `guestPortPatterns` name the devices that can only
+ * be guest ports (the agent's own tap names on KVM): on kernels whose nftables cannot tell which
+ * bridge a frame entered, such a device without rules is dropped by name (fail closed).
+ */
+export function managedBridge(network: DesiredNetwork, guestPortPatterns: readonly string[]): ManagedBridge {
+  return {
+    name: network.bridge,
+    trustedPorts: network.trustedPorts,
+    ...(guestPortPatterns.length === 0 ? {} : { guestPortPatterns: [...guestPortPatterns] }),
+  };
 }
 
 export function guestPort(desired: DesiredState, port: ObservedPort | PendingPort): GuestPort {

@@ -9,3 +9,6 @@ import { type InterfaceName, type Mac, parseInterfaceName } from "../../addressi
 export function tapNameForMac(mac: Mac): InterfaceName {
   return parseInterfaceName(`v6${mac.replaceAll(":", "")}`);
 }
+
+/** Matches every tap name `tapNameForMac` gives (and, by the `v6` prefix, nothing libvirt names). */
+export const TAP_NAME_PATTERN = "v6*";
