@@ -227,9 +227,15 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
 
   it("reads through to XAPI when the event cache has not caught up yet", async () => {
     const { sim, backend } = await setup();
-    // Created and used at once: no event has reached the cache yet.
-    const vm = seedGuest(sim, "fresh", ["52:54:00:aa:00:0f"]);
     const shared = await backend.ensureSharedNetwork({ prefix: "2001:db8:6:1::/64", vlan: 6 });
+    // Hold back the backend's next event.from answers, so the VM below cannot reach its cache:
+    // wake the long poll that is in flight now, and wait until its successor is being delayed.
+    sim.addFault({ kind: "delay", method: "event.from", ms: 10_000, times: 3 });
+    const polls = sim.callCount("event.from");
+    seedGuest(sim, "wake-the-poll", []);
+    await until(() => sim.callCount("event.from") > polls, "the next event.from");
+    sim.clearCalls();
+    const vm = seedGuest(sim, "fresh", ["52:54:00:aa:00:0f"]);
     const info = await backend.getVm(vm.uuid);
     expect(info).toMatchObject({ uuid: vm.uuid, name: "fresh", state: "stopped" });
     expect(info.nics.map((nic) => [nic.mac, nic.bridge])).toEqual([["52:54:00:aa:00:0f", "xenbr0"]]);
