@@ -6,7 +6,7 @@ import { AgentChannel } from "../channel/index.js";
 import { agentChecks } from "../diag/agent-checks.js";
 import type { DiagReport } from "../diag/check.js";
 import { diagnose } from "../diag/diagnose.js";
-import { createFirewall } from "../firewall/index.js";
+import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { KvmHypervisor } from "../hypervisor/kvm/kvm-hypervisor.js";
@@ -43,6 +43,8 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   const firewall = await createFirewall({
     backend: config.firewall.backend,
     ...netnsOption,
+    // In dom0, batches hold the lock xenopsd's setup-vif-rules holds while it rewrites FORWARD.
+    ...(config.hypervisor.kind === "xenserver" ? { lockFile: XAPI_EBTABLES_LOCK } : {}),
     logger: logger.child({ component: "firewall" }),
   });
   let hypervisor: Hypervisor;

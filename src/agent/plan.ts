@@ -45,10 +45,16 @@ export function observedPorts(desired: DesiredState, vms: readonly VmInfo[]): Ob
  * never told us about (a VM started outside the agent) is still pinned to its MAC and
  * link-local, so it is protected from its first frame and can ask DHCPv6 for an address.
  */
-export function planFirewall(desired: DesiredState, observed: readonly ObservedPort[], pending: readonly PendingPort[]): FirewallState {
+export function planFirewall(
+  desired: DesiredState,
+  observed: readonly ObservedPort[],
+  pending: readonly PendingPort[],
+  guestPortPatterns: readonly string[] = [],
+): FirewallState {
   const bridges: ManagedBridge[] = desired.networks.map((network) => ({
     name: network.bridge,
     trustedPorts: network.trustedPorts,
+    ...(guestPortPatterns.length === 0 ? {} : { guestPortPatterns: [...guestPortPatterns] }),
   }));
   const ports = new Map<string, GuestPort>();
   for (const port of [...observed, ...pending]) {
