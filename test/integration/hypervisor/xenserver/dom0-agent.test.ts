@@ -296,11 +296,14 @@ describe.skipIf(skip !== undefined)("v6agent in a XenServer dom0 (simulated XAPI
       { netns: routerNs.name },
     );
     const stopFlood = join(dir, "stop-flood");
-    const flood = run("/usr/bin/python3", ["-c", FLOOD_SCRIPT, attackerMac, eui64LinkLocal(attackerMac), stopFlood], {
+    const floodReady = join(dir, "flood-ready");
+    const flood = run("/usr/bin/python3", ["-c", FLOOD_SCRIPT, attackerMac, eui64LinkLocal(attackerMac), stopFlood, floodReady], {
       netns: attacker.netns.name,
       timeoutMs: 90_000,
     });
     try {
+      // scapy takes a while to load: plug only once the flood is waiting for the NIC.
+      await until(() => existsSync(floodReady), "the flood to be ready");
       await new Promise((resolve) => setTimeout(resolve, 500));
       sim.addFault({ kind: "expire-session", method: "VIF.plug", times: 2 });
       const report = await mgmt.call(HOST_ID, "nic.plug", {
@@ -470,10 +473,11 @@ describe.skipIf(skip !== undefined)("v6agent on an Open vSwitch XenServer host",
 const FLOOD_SCRIPT = `
 import os, sys, time
 from scapy.all import Ether, IPv6, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, conf
-mac, ll, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+mac, ll, stop, ready = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 frame = bytes(Ether(src=mac, dst="33:33:00:00:00:01") / IPv6(src=ll, dst="ff02::1") / ICMPv6ND_RA(routerlifetime=1800)
               / ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64))
 sent, sock, deadline = 0, None, time.time() + 60
+open(ready, "w").close()
 while not os.path.exists(stop) and time.time() < deadline:
     try:
         if sock is None:
