@@ -62,8 +62,6 @@ export interface AgentDependencies {
   logger: Logger;
   /** Receives every VIF report the agent emits (the channel's `vif.report` in production). */
   report: (report: VifReport) => void;
-  /** Device names only guest ports can have (KVM: the agent's tap names), dropped until their rules exist. */
-  guestPortPatterns?: readonly string[];
 }
 
 export interface ReconcileSummary {
@@ -131,7 +129,7 @@ export class Agent {
       list.push(port);
       this.observed.set(port.vmUuid, list);
     }
-    const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.deps.guestPortPatterns);
+    const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.guestPortPatterns);
     const result = await this.deps.firewall.reconcile(plan);
     for (const port of this.allObserved()) await this.prepare(port.device);
     const reports = this.emitChangedReports();
@@ -177,7 +175,7 @@ export class Agent {
       ...optional(input, "vlan"),
       ...optional(input, "mtu"),
     };
-    await this.deps.firewall.ensureBridge(managedBridge(network, this.deps.guestPortPatterns ?? []));
+    await this.deps.firewall.ensureBridge(managedBridge(network, this.guestPortPatterns));
     await this.commit(withNetwork(this.desired, network));
     this.log.info({ network: network.networkId, bridge: network.bridge, prefix: network.network.cidr }, "network ensured");
     return { networkId: network.networkId, bridge: network.bridge };
@@ -396,7 +394,7 @@ export class Agent {
     const before = this.observed.get(uuid) ?? [];
     const after = vm === undefined ? [] : observedPorts(this.desired, [vm]);
     const pendingOfVm = [...this.pending.values()].filter((port) => port.vmUuid === uuid);
-    const wanted = planFirewall(this.desired, after, pendingOfVm).ports;
+    const wanted = planFirewall(this.desired, after, pendingOfVm, this.guestPortPatterns).ports;
     for (const port of wanted) await this.deps.firewall.upsertPort(port);
     const known = new Set(before.map((port) => port.device as string));
     for (const port of after) if (!known.has(port.device)) await this.prepare(port.device);
@@ -433,6 +431,10 @@ export class Agent {
       if (owner !== uuid && ports.some((port) => port.device === device)) return true;
     }
     return this.pending.has(device) && this.pending.get(device)?.vmUuid !== uuid;
+  }
+
+  private get guestPortPatterns(): readonly string[] {
+    return this.deps.networks.guestPortPatterns ?? [];
   }
 
   private allObserved(): ObservedPort[] {

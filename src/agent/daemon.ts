@@ -6,11 +6,10 @@ import { AgentChannel } from "../channel/index.js";
 import { agentChecks } from "../diag/agent-checks.js";
 import type { DiagReport } from "../diag/check.js";
 import { diagnose } from "../diag/diagnose.js";
-import { createFirewall } from "../firewall/index.js";
+import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { KvmHypervisor } from "../hypervisor/kvm/kvm-hypervisor.js";
-import { TAP_NAME_PATTERN } from "../hypervisor/kvm/tap-name.js";
 import { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
 import { createLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
@@ -44,6 +43,8 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   const firewall = await createFirewall({
     backend: config.firewall.backend,
     ...netnsOption,
+    // In dom0, batches hold the lock xenopsd's setup-vif-rules holds while it rewrites FORWARD.
+    ...(config.hypervisor.kind === "xenserver" ? { lockFile: XAPI_EBTABLES_LOCK } : {}),
     logger,
   });
   let hypervisor: Hypervisor;
@@ -120,7 +121,6 @@ export async function runDaemon(configPath: string): Promise<number> {
     networks: parts.networks,
     store: parts.store,
     logger,
-    ...(parts.hypervisor.kind === "kvm" ? { guestPortPatterns: [TAP_NAME_PATTERN] } : {}),
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },

@@ -13,6 +13,9 @@ import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "./netw
  * only this host's firewall state for the bridge goes.
  */
 export class XapiNetworkProvisioner implements NetworkProvisioner {
+  /** xenopsd names and plugs guest ports itself (`vif<domid>.<n>`, `tap<domid>.<n>`): fail closed on them. */
+  readonly guestPortPatterns = ["vif*", "tap*"] as const;
+
   constructor(
     private readonly hypervisor: XenServerHypervisor,
     private readonly options: { uplink?: InterfaceName; netns?: string; logger?: Logger },

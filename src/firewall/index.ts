@@ -8,7 +8,7 @@ import { XtablesFirewall } from "./xtables/apply.js";
 export type * from "./model.js";
 export { NftFirewall } from "./nft/apply.js";
 export { validateBridge, validatePort, validateState } from "./validate.js";
-export { XtablesFirewall } from "./xtables/apply.js";
+export { XAPI_EBTABLES_LOCK, XtablesFirewall } from "./xtables/apply.js";
 
 export interface FirewallOptions {
   /** `auto`: nftables when `nft` and its bridge family work, else ebtables/ip6tables. */
@@ -16,17 +16,20 @@ export interface FirewallOptions {
   /** Run every command inside this network namespace (tests and the lab). */
   netns?: string;
   logger?: Logger;
+  /** xtables only: apply every batch under this file's fcntl lock (dom0: `XAPI_EBTABLES_LOCK`). */
+  lockFile?: string;
 }
 
 export async function createFirewall(options: FirewallOptions): Promise<Firewall> {
   const common = { netns: options.netns, logger: options.logger };
+  const xtables = { ...common, ...(options.lockFile === undefined ? {} : { lockFile: options.lockFile }) };
   switch (options.backend) {
     case "nft":
       return new NftFirewall(common);
     case "xtables":
-      return XtablesFirewall.create(common);
+      return XtablesFirewall.create(xtables);
     case "auto": {
-      const backend = (await nftBridgeWorks(options.netns)) ? new NftFirewall(common) : await XtablesFirewall.create(common);
+      const backend = (await nftBridgeWorks(options.netns)) ? new NftFirewall(common) : await XtablesFirewall.create(xtables);
       options.logger?.info({ backend: backend.backend }, "firewall backend chosen");
       return backend;
     }

@@ -139,9 +139,11 @@ export function renderSkeleton(): string {
 /** The rules of one managed bridge's chain: trusted ports pass, unknown guest ports drop. */
 export function renderBridgeRules(bridge: ManagedBridge, caps: NftCapabilities): string[] {
   const o = bridgeObjects(bridge.name);
-  const rules = [`iifname @${o.trustedSet} accept`, `iifname @${o.guestSet} counter name "${o.counter}" drop`];
-  if (caps.bridgeMeta) rules.push(`meta ibrname "${bridge.name}" counter name "${o.counter}" drop`);
-  return rules;
+  // With bridge metadata every unknown port of this bridge is dropped, and only of this bridge.
+  // Without it, the name patterns are the fallback; they cannot tell bridges apart, so they are
+  // not used where the precise rule exists (a vif* on a bridge we do not manage must pass).
+  const unknown = caps.bridgeMeta ? `meta ibrname "${bridge.name}"` : `iifname @${o.guestSet}`;
+  return [`iifname @${o.trustedSet} accept`, `${unknown} counter name "${o.counter}" drop`];
 }
 
 export function renderBridge(bridge: ManagedBridge, caps: NftCapabilities): string {

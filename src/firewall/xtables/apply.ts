@@ -37,7 +37,30 @@ export interface XtablesTools {
 export interface XtablesFirewallOptions {
   netns?: string;
   logger?: Logger;
+  /**
+   * Hold this file's POSIX (fcntl) lock while a batch applies: xenopsd's `setup-vif-rules`
+   * rewrites FORWARD under `/var/lock/ebtables.lock` on every VIF plug (docs/xenserver.md).
+   */
+  lockFile?: string;
 }
+
+/** The dom0 lock xenopsd takes around its ebtables changes. */
+export const XAPI_EBTABLES_LOCK = "/var/lock/ebtables.lock";
+
+/**
+ * Takes an fcntl lock on argv[1] (util-linux flock(1) takes a BSD lock, which does not exclude
+ * POSIX locks on Linux), then becomes argv[2..]: the lock lives as long as that process and the
+ * batch on stdin passes straight through.
+ */
+/** dom0's system Python (XenServer 8 / XCP-ng 8.3 ship it; xapi's own scripts use it). */
+const LOCK_PYTHON = "/usr/bin/python3";
+const FCNTL_LOCK_EXEC = [
+  "import fcntl, os, sys",
+  "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)",
+  "fcntl.lockf(fd, fcntl.LOCK_EX)",
+  "os.set_inheritable(fd, True)",
+  "os.execvp(sys.argv[2], sys.argv[2:])",
+].join("\n");
 
 const HOOKS = ["FORWARD", "INPUT"] as const;
 
@@ -51,6 +74,7 @@ export class XtablesFirewall implements Firewall {
   readonly backend = "xtables" as const;
   private readonly netns: string | undefined;
   private readonly logger: Logger | undefined;
+  private readonly lockFile: string | undefined;
   /** Ports whose dispatch rules this process knows exist (after reconcile or upsert). */
   private readonly known = new Map<string, string>();
 
@@ -60,6 +84,7 @@ export class XtablesFirewall implements Firewall {
     options: XtablesFirewallOptions,
   ) {
     this.netns = options.netns;
+    this.lockFile = options.lockFile;
     this.logger = options.logger?.child({ component: "firewall", backend: "xtables", flavour: tools.flavour });
   }
 
@@ -85,9 +110,11 @@ export class XtablesFirewall implements Firewall {
     // Skeleton: our main chains and one jump from each built-in hook.
     if (!eb.chains.has(EB_MAIN)) ebDeclare.push(`:${EB_MAIN} RETURN`);
     if (!ip6.chains.has(IP6_MAIN)) ip6Declare.push(`:${IP6_MAIN} - [0:0]`);
+    // The jump must stay first: a rule above it (xapi's `-j FORWARD_vif*`, whose ACCEPT ends the
+    // traversal) would let frames skip our policy, so a jump found lower down is moved up.
     for (const hook of HOOKS) {
-      if (!(eb.chains.get(hook)?.rules ?? []).includes(`-j ${EB_MAIN}`)) ebLines.push(`-I ${hook} 1 -j ${EB_MAIN}`);
-      if (!(ip6.chains.get(hook)?.rules ?? []).includes(`-j ${IP6_MAIN}`)) ip6Lines.push(`-I ${hook} 1 -j ${IP6_MAIN}`);
+      ebLines.push(...jumpFirst(eb.chains.get(hook)?.rules ?? [], hook, EB_MAIN));
+      ip6Lines.push(...jumpFirst(ip6.chains.get(hook)?.rules ?? [], hook, IP6_MAIN));
     }
 
     // Ports.
@@ -357,13 +384,15 @@ export class XtablesFirewall implements Firewall {
   }
 
   private async restore(which: "eb" | "ip6", lines: readonly string[]): Promise<void> {
-    const command = which === "eb" ? this.tools.ebRestore : this.tools.ip6Restore;
-    const args = which === "eb" ? ["--noflush"] : ["-w", "5", "--noflush"];
+    const tool = which === "eb" ? this.tools.ebRestore : this.tools.ip6Restore;
+    const toolArgs = which === "eb" ? ["--noflush"] : ["-w", "5", "--noflush"];
+    const [command, args] =
+      this.lockFile === undefined ? [tool, toolArgs] : [LOCK_PYTHON, ["-c", FCNTL_LOCK_EXEC, this.lockFile, tool, ...toolArgs]];
     try {
       await run(command, args, { input: restoreBatch(lines), netns: this.netns });
     } catch (error) {
       const detail = error instanceof CommandError ? error.stderr.trim().split("\n").slice(0, 4).join("; ") : String(error);
-      throw new V6Error("firewall_failure", `${command} batch failed: ${detail}`, { cause: error });
+      throw new V6Error("firewall_failure", `${tool} batch failed: ${detail}`, { cause: error });
     }
   }
 
@@ -407,6 +436,13 @@ export async function detectTools(netns?: string): Promise<XtablesTools> {
     ip6Restore: "ip6tables-nft-restore",
     ip6Save: "ip6tables-nft-save",
   };
+}
+
+/** Batch lines that make `-j <target>` the first rule of `hook` (none when it already is). */
+function jumpFirst(rules: readonly string[], hook: string, target: string): string[] {
+  const jump = `-j ${target}`;
+  if (rules[0] === jump) return [];
+  return [...rules.filter((rule) => rule === jump).map(() => `-D ${hook} ${jump}`), `-I ${hook} 1 ${jump}`];
 }
 
 function sameRules(live: readonly string[] | undefined, wanted: readonly string[]): boolean {

@@ -58,8 +58,9 @@ export function ebPortRules(port: GuestPort): XRule[] {
 
 export function ebBridgeRules(bridge: ManagedBridge, bridgeMeta: boolean): XRule[] {
   const rules: XRule[] = bridge.trustedPorts.map((port) => ({ text: `-i ${port} -j RETURN` }));
-  for (const pattern of bridge.guestPortPatterns ?? []) rules.push({ text: `-i ${pattern.replace(/\*$/, "+")} -j DROP` });
+  // Precise where the kernel can tell the bridge; by name pattern only where it cannot (see nft/render.ts).
   if (bridgeMeta) rules.push({ text: `--logical-in ${bridge.name} -j DROP` });
+  else for (const pattern of bridge.guestPortPatterns ?? []) rules.push({ text: `-i ${pattern.replace(/\*$/, "+")} -j DROP` });
   return rules;
 }
 

@@ -53,6 +53,8 @@ export interface PifRecord {
   VLAN: number;
   physical: boolean;
   management: boolean;
+  /** The VLAN whose untagged PIF this is (`OpaqueRef:NULL` otherwise). */
+  VLAN_master_of: Ref;
 }
 
 export interface VlanRecord {

@@ -1,7 +1,7 @@
 import { type Ipv6Network, parseInterfaceName, parseIpv6Network, parseVlanId, type VlanId } from "../../addressing/index.js";
 import { V6Error } from "../../errors.js";
 import type { Logger } from "../../log.js";
-import type { NetworkRecord, PifRecord, Ref } from "./records.js";
+import { type NetworkRecord, NULL_REF, type PifRecord, type Ref } from "./records.js";
 import type { XapiConnection } from "./xapi-connection.js";
 
 /** Our marks on a XAPI network (`network.other_config`): which /64s it carries, and that we made it. */
@@ -100,14 +100,29 @@ export async function ensureSharedNetwork(
   try {
     await connection.call("pool.create_VLAN_from_PIF", uplink.ref, ref, vlan);
   } catch (error) {
-    await connection.call("network.destroy", ref).catch((cleanupError: unknown) => {
-      logger?.error({ network: ref, error: String(cleanupError) }, "could not remove the network after its VLAN failed");
-    });
+    await undoVlanNetwork(connection, ref, logger);
     throw error;
   }
   const network = await connection.call<NetworkRecord>("network.get_record", ref);
   logger?.info({ network: network.uuid, bridge: network.bridge, vlan, prefix: prefix.cidr }, "created the XAPI network for a shared /64");
   return { ref, uuid: network.uuid, bridge: network.bridge, prefix, vlan, created: true };
+}
+
+/**
+ * Removes a network whose VLAN failed: xapi keeps a VLAN whose PIF did not plug (a kernel without
+ * 8021q, a networkd error), so its VLANs go first, then the network. Cleanup errors are logged;
+ * the caller rethrows the original failure.
+ */
+async function undoVlanNetwork(connection: XapiConnection, ref: Ref, logger: Logger | undefined): Promise<void> {
+  try {
+    for (const pif of await connection.call<Ref[]>("network.get_PIFs", ref)) {
+      const vlan = await connection.call<Ref>("PIF.get_VLAN_master_of", pif);
+      if (vlan !== NULL_REF) await connection.call("VLAN.destroy", vlan);
+    }
+    await connection.call("network.destroy", ref);
+  } catch (cleanupError) {
+    logger?.error({ network: ref, error: String(cleanupError) }, "could not remove the network after its VLAN failed");
+  }
 }
 
 /** Sets one other_config entry the way XAPI allows: remove (a no-op when absent), then add. */

@@ -76,7 +76,7 @@ export class NetnsDom0 implements Dom0Network {
    */
   async vlanPlugged(vlan: Dom0Vlan): Promise<void> {
     const dom0 = this.options.dom0;
-    await this.ensureBridge(vlan.bridge);
+    const madeBridge = await this.ensureBridge(vlan.bridge);
     const { exitCode } = await run("ip", ["link", "show", vlan.device], { netns: dom0, okExitCodes: [0, 1] });
     if (exitCode !== 0) return;
     const name = `${vlan.device}.${vlan.tag}`;
@@ -84,9 +84,12 @@ export class NetnsDom0 implements Dom0Network {
       netns: dom0,
       okExitCodes: [0, 2],
     });
-    // A kernel without 8021q ("Unknown device type"): the VLAN network keeps its bridge and
-    // guest ports, only without a tagged uplink.
-    if (added.exitCode !== 0) return;
+    if (added.exitCode !== 0) {
+      // A kernel without 8021q ("Unknown device type"): the plug fails, as xcp-networkd's would,
+      // and leaves no bridge behind.
+      if (madeBridge) await run("ip", ["link", "del", vlan.bridge], { netns: dom0, okExitCodes: [0, 1] });
+      throw new Error(`cannot create ${name}: this kernel has no 802.1Q VLAN support (8021q): ${added.stderr.trim()}`);
+    }
     await run("ip", ["link", "set", name, "master", vlan.bridge, "up"], { netns: dom0 });
   }
 
@@ -94,12 +97,13 @@ export class NetnsDom0 implements Dom0Network {
     await run("ip", ["link", "del", `${vlan.device}.${vlan.tag}`], { netns: this.options.dom0, okExitCodes: [0, 1] });
   }
 
-  private async ensureBridge(bridge: string): Promise<void> {
+  /** Returns true when it made the bridge. */
+  private async ensureBridge(bridge: string): Promise<boolean> {
     const dom0 = this.options.dom0;
     const { exitCode } = await run("ip", ["link", "show", bridge], { netns: dom0, okExitCodes: [0, 1] });
-    if (exitCode !== 0) {
-      await run("ip", ["link", "add", bridge, "type", "bridge"], { netns: dom0 });
-      await run("ip", ["link", "set", bridge, "up"], { netns: dom0 });
-    }
+    if (exitCode === 0) return false;
+    await run("ip", ["link", "add", bridge, "type", "bridge"], { netns: dom0 });
+    await run("ip", ["link", "set", bridge, "up"], { netns: dom0 });
+    return true;
   }
 }

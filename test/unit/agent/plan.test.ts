@@ -55,6 +55,12 @@ describe("planFirewall", () => {
     ]);
   });
 
+  it("gives every bridge the guest port patterns of a hypervisor that names ports itself (XenServer's vif*/tap*)", () => {
+    expect(planFirewall(state(), [], [], ["vif*", "tap*"]).bridges).toEqual([
+      { name: "v6br-net1", trustedPorts: ["eth1"], guestPortPatterns: ["vif*", "tap*"] },
+    ]);
+  });
+
   it("ignores stopped VMs and NICs without a device, but keeps pending ports", () => {
     const vms = [vm(vmA, [{ mac: macA, device: tapNameForMac(macA), bridge: "v6br-net1", model: "virtio" }], "stopped")];
     expect(planFirewall(state(), observedPorts(state(), vms), []).ports).toEqual([]);
