@@ -6,6 +6,7 @@ import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
 import { sysctlChecks } from "../../../src/diag/sysctl.js";
 import { toolChecks } from "../../../src/diag/tools.js";
+import { run } from "../../../src/exec.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
@@ -29,25 +30,52 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
     expect(versions.find((v) => v.tool === "nft")?.version).toMatch(/^\d+\.\d+/);
   });
 
-  it("fails a bridge that accepts RAs and names the fix; passes one with IPv6 off or RAs refused", async () => {
+  it("fails a device that accepts RAs (even with IPv6 off), warns on host IPv6 left on, and names the fix", async () => {
     await withNetns(["v6d"], async (host) => {
-      for (const name of ["bropen", "broff", "brnora"]) await host.exec("ip", ["link", "add", name, "type", "bridge"]);
+      for (const name of ["bropen", "broff", "brnora", "brgood"]) await host.exec("ip", ["link", "add", name, "type", "bridge"]);
+      // A dotted name (as a VLAN sub-interface has) must not be read as sysctl key separators.
+      await host.exec("ip", ["link", "add", "up0.7", "type", "veth", "peer", "name", "up0p"]);
       await host.sysctl("net.ipv6.conf.bropen.accept_ra", "1");
       await host.sysctl("net.ipv6.conf.broff.disable_ipv6", "1");
       await host.sysctl("net.ipv6.conf.brnora.accept_ra", "0");
       await host.sysctl("net.ipv6.conf.brnora.autoconf", "0");
+      for (const [key, value] of Object.entries({ accept_ra: "0", autoconf: "0", disable_ipv6: "1" })) {
+        await host.exec("sysctl", ["-q", "-w", `net/ipv6/conf/brgood/${key}=${value}`]);
+      }
+      await host.exec("sysctl", ["-q", "-w", "net/ipv6/conf/up0.7/accept_ra=2", "net/ipv6/conf/up0.7/autoconf=0"]);
       const checks = await sysctlChecks(
         [
           { device: "bropen", role: "bridge" },
           { device: "broff", role: "bridge" },
           { device: "brnora", role: "bridge" },
+          { device: "brgood", role: "bridge" },
+          { device: "up0.7", role: "uplink" },
           { device: "gone0", role: "port" },
         ],
         host.name,
       );
-      expect(checks.map((c) => c.status)).toEqual(["fail", "ok", "ok", "fail"]);
-      expect(checks[0]?.fix).toBe("sysctl -w net.ipv6.conf.bropen.accept_ra=0 net.ipv6.conf.bropen.autoconf=0");
-      expect(checks[3]?.message).toMatch(/gone0 does not exist/);
+      expect(checks.map((c) => c.status)).toEqual(["fail", "fail", "warn", "ok", "fail", "fail"]);
+      expect(checks[0]?.fix).toBe(`ip netns exec ${host.name} sysctl -w net/ipv6/conf/bropen/accept_ra=0 net/ipv6/conf/bropen/autoconf=0`);
+      expect(checks[1]?.message).toMatch(/as soon as IPv6 is re-enabled/);
+      expect(checks[4]?.message).toMatch(/accept_ra=2/);
+      expect(checks[4]?.fix).toBe(`ip netns exec ${host.name} sysctl -w net/ipv6/conf/up0.7/accept_ra=0`);
+      expect(checks[5]?.message).toMatch(/gone0 does not exist/);
+
+      // The fixes are commands: run them as printed and the failures turn ok (or warn, IPv6 on).
+      for (const check of checks.slice(0, 5)) {
+        if (check.status !== "fail" || check.fix === undefined) continue;
+        const [command, ...args] = check.fix.split(" ");
+        await run(command as string, args);
+      }
+      const after = await sysctlChecks(
+        [
+          { device: "bropen", role: "bridge" },
+          { device: "broff", role: "bridge" },
+          { device: "up0.7", role: "uplink" },
+        ],
+        host.name,
+      );
+      expect(after.map((c) => c.status)).toEqual(["warn", "ok", "warn"]);
     });
   });
 
