@@ -2,14 +2,18 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hypervisorCheck, hypervisorProbe } from "../../../src/diag/hypervisor.js";
 import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
 import { sysctlChecks } from "../../../src/diag/sysctl.js";
 import { toolChecks } from "../../../src/diag/tools.js";
 import { run } from "../../../src/exec.js";
+import { KvmHypervisor } from "../../../src/hypervisor/kvm/kvm-hypervisor.js";
+import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
+import { startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "nft", "openssl", "ebtables"] });
 
@@ -77,6 +81,30 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       );
       expect(after.map((c) => c.status)).toEqual(["warn", "ok", "warn"]);
     });
+  });
+
+  it("fails a hypervisor it cannot log in to, naming the target and the fix", async () => {
+    const sim = await startXapiSimulator();
+    try {
+      const backend = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "wrong" } });
+      const config = { kind: "xenserver", xapi: { url: sim.url, username: "root", passwordFile: "/x", allowSelfSigned: false } } as const;
+      const refused = await hypervisorCheck(hypervisorProbe(config, backend, true));
+      await refused.close();
+      expect(refused.check).toMatchObject({ name: "hypervisor", status: "fail" });
+      expect(refused.check.message).toMatch(new RegExp(`^cannot use XAPI root@${sim.url}: .*SESSION_AUTHENTICATION_FAILED`));
+      expect(refused.check.fix).toMatch(/hypervisor\.xapi\.url, username and passwordFile/);
+      const good = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
+      const accepted = await hypervisorCheck(hypervisorProbe(config, good, true));
+      await accepted.close();
+      expect(accepted.check.status).toBe("ok");
+      const kvm = await hypervisorCheck(
+        hypervisorProbe({ kind: "kvm", uri: "test:///nonexistent-v6diag" }, new KvmHypervisor({ uri: "test:///nonexistent-v6diag" }), true),
+      );
+      await kvm.close();
+      expect(kvm.check).toMatchObject({ status: "fail", fix: expect.stringMatching(/virsh -c test:\/\/\/nonexistent-v6diag list/) });
+    } finally {
+      await sim.close();
+    }
   });
 
   describe("management server connectivity", () => {
