@@ -45,11 +45,19 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
   ];
   checks.push(...(await sysctlChecks(devices, inputs.netns)));
   const live = await inputs.firewall.readLive();
-  const liveBridges = new Set(live.bridges.map((bridge) => bridge.name as string));
+  const liveBridges = new Map(live.bridges.map((bridge) => [bridge.name as string, bridge]));
   for (const bridge of plan.bridges) {
-    if (liveBridges.has(bridge.name))
-      checks.push(ok(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} is managed (unknown ports dropped)`));
-    else checks.push(fail(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has no rules: its ports are not filtered`, RECONCILE));
+    const installed = liveBridges.get(bridge.name);
+    if (installed !== undefined) {
+      // Fail closed needs guest-port name patterns or nft bridge meta (docs/security.md, limits).
+      const patterns = installed.guestPortPatterns ?? [];
+      const unknown =
+        patterns.length > 0
+          ? `unknown ports matching ${patterns.join(" ")} dropped`
+          : "unknown ports dropped only where nft has bridge meta";
+      const trusted = installed.trustedPorts.length === 0 ? "no trusted port" : `trusted ${installed.trustedPorts.join(", ")}`;
+      checks.push(ok(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has rules (${trusted}; ${unknown})`));
+    } else checks.push(fail(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has no rules: its ports are not filtered`, RECONCILE));
   }
   const vmOf = (device: string) => observed.find((candidate) => candidate.device === device)?.vmUuid ?? "pending";
   const livePorts = new Map(live.ports.map((port) => [port.device as string, port]));
@@ -60,7 +68,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       checks.push(
         fail(
           `firewall.port.${port.device}`,
-          `${port.device} (${port.mac}, VM ${vmOf(port.device)}) has no rules: its chain is missing and it is dropped as unknown`,
+          `${port.device} (${port.mac}, VM ${vmOf(port.device)}) has no rules: its chain is missing`,
           RECONCILE,
         ),
       );

@@ -142,6 +142,7 @@ describe.skipIf(skip !== undefined)("v6agent diag on a deliberately broken host"
         );
         expect(check(before, "bridge.xenbr0").message).toMatch(/bridge xenbr0 up, uplink eth0, 2 guest port\(s\)/);
         expect(check(before, `sysctl.${portA}`).status).toBe("ok");
+        expect(check(before, "firewall.bridge.xenbr0").message).toMatch(/^bridge xenbr0 has rules \(trusted eth0; unknown ports dropped/);
         expect(check(before, `firewall.port.${portA}`).status).toBe("ok");
         expect(check(before, `mgmt.tcp.${new URL(mgmt.url).host}`).status).toBe("ok");
         expect(before.vifs?.map((row) => [row.mac, row.device, row.rulesPresent])).toEqual([
