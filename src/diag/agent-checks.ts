@@ -61,6 +61,8 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
   }
   const vmOf = (device: string) => observed.find((candidate) => candidate.device === device)?.vmUuid ?? "pending";
   const livePorts = new Map(live.ports.map((port) => [port.device as string, port]));
+  /** Ports whose live rules are exactly the desired ones (half a port's rules is not "present"). */
+  const complete = new Set<string>();
   const wantedPorts = new Set(plan.ports.map((port) => port.device as string));
   for (const port of plan.ports) {
     const installed = livePorts.get(port.device);
@@ -76,11 +78,12 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       checks.push(
         fail(
           `firewall.port.${port.device}`,
-          `${port.device} rules differ from the desired state (${difference(installed, port)})`,
+          `${port.device} (VM ${vmOf(port.device)}) rules differ from the desired state (${difference(installed, port)})`,
           RECONCILE,
         ),
       );
     } else {
+      complete.add(port.device);
       checks.push(ok(`firewall.port.${port.device}`, `${port.device} protected (${port.mac}, VM ${vmOf(port.device)})`));
     }
   }
@@ -103,7 +106,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       mac: report.mac,
       duidLL: report.duidLL,
       linkLocal: report.linkLocal,
-      rulesPresent: report.device !== undefined && livePorts.has(report.device),
+      rulesPresent: report.device !== undefined && complete.has(report.device),
       ...(report.device === undefined ? {} : { device: report.device }),
       ...(counter === undefined
         ? {}

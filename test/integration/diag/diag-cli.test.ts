@@ -72,7 +72,27 @@ async function deviceOf(sim: RunningXapiSimulator, vmRef: string): Promise<strin
  * three ways. The real CLI, reading the same config, must report each as fail with its fix, exit
  * 2, and pass again once the fixes are applied.
  */
-describe.skipIf(skip !== undefined)("v6agent diag on a deliberately broken host", () => {
+/** Deletes a port's rules by hand, as an operator might, in each backend's own tool. */
+const DELETE_PORT_BY_HAND: Record<"nft" | "xtables", (host: Netns, device: string) => Promise<void>> = {
+  nft: async (host, device) => {
+    await host.exec("nft", ["delete", "element", "bridge", "v6agent", "ports", `{ "${device}" }`]);
+    await host.exec("nft", ["flush", "chain", "bridge", "v6agent", `port_${device}`]);
+    await host.exec("nft", ["delete", "chain", "bridge", "v6agent", `port_${device}`]);
+  },
+  xtables: async (host, device) => {
+    await host.exec("ebtables", ["-D", "V6AGENT", "-i", device, "-j", `V6A-${device}`]);
+    await host.exec("ebtables", ["-F", `V6A-${device}`]);
+    await host.exec("ebtables", ["-X", `V6A-${device}`]);
+  },
+};
+
+/** What diag says about that port: nft loses the whole port; xtables keeps its ip6tables half. */
+const MISSING_PORT_MESSAGE: Record<"nft" | "xtables", (device: string, mac: string, vm: string) => RegExp> = {
+  nft: (device, mac, vm) => new RegExp(`^${device} \\(${mac}, VM ${vm}\\) has no rules: its chain is missing`),
+  xtables: (device, mac, vm) => new RegExp(`^${device} \\(VM ${vm}\\) rules differ from the desired state \\(mac: live , wanted ${mac}\\)`),
+};
+
+describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent diag on a deliberately broken host (%s)", (backend) => {
   it("reports accept_ra on a managed bridge, a deleted port chain and a stale chain as fail with the fix", async () => {
     await withNetns(["dgh"], async (host: Netns) => {
       // dom0's physical network: xenbr0 with its uplink eth0 (a veth whose far end plays the router).
@@ -110,7 +130,7 @@ describe.skipIf(skip !== undefined)("v6agent diag on a deliberately broken host"
             "network:",
             "  uplink: eth0",
             "firewall:",
-            "  backend: nft",
+            `  backend: ${backend}`,
             `stateDir: ${dir}`,
             `netns: ${host.name}`,
             "",
@@ -153,9 +173,7 @@ describe.skipIf(skip !== undefined)("v6agent diag on a deliberately broken host"
         // Break it: accept_ra on the managed bridge; guest A's chain deleted by hand; guest B's VM
         // gone (stopped behind the agent's back, as after a crash), leaving its chain stale.
         await host.exec("sysctl", ["-q", "-w", "net/ipv6/conf/xenbr0/accept_ra=1"]);
-        await host.exec("nft", ["delete", "element", "bridge", "v6agent", "ports", `{ "${portA}" }`]);
-        await host.exec("nft", ["flush", "chain", "bridge", "v6agent", `port_${portA}`]);
-        await host.exec("nft", ["delete", "chain", "bridge", "v6agent", `port_${portA}`]);
+        await DELETE_PORT_BY_HAND[backend](host, portA);
         const admin = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
         await admin.connect();
         await admin.stopVm(vmB.uuid, { force: true });
@@ -172,7 +190,7 @@ describe.skipIf(skip !== undefined)("v6agent diag on a deliberately broken host"
         });
         expect(check(report, `firewall.port.${portA}`)).toMatchObject({
           status: "fail",
-          message: expect.stringMatching(new RegExp(`${portA} \\(${MAC_A}, VM ${vmA.uuid}\\) has no rules: its chain is missing`)),
+          message: expect.stringMatching(MISSING_PORT_MESSAGE[backend](portA, MAC_A, vmA.uuid)),
           fix: expect.stringMatching(/restart the agent/),
         });
         expect(check(report, `firewall.port.${portB}`)).toMatchObject({
