@@ -98,6 +98,30 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       );
     }
   }
+  // What the agent's next reconcile would write, computed by the backend itself without writing:
+  // catches what readLive cannot show, such as a port chain nothing dispatches to any more, or
+  // a shared chain edited by hand.
+  const dryRun = await inputs.firewall.reconcile(plan, { dryRun: true });
+  for (const device of dryRun.removedPorts.filter((candidate) => !livePorts.has(candidate))) {
+    checks.push(fail(`firewall.port.${device}`, `${device} has a stale chain that nothing dispatches to (the device is gone)`, RECONCILE));
+  }
+  const firewallFailed = checks.some((check) => check.name.startsWith("firewall.") && check.status === "fail");
+  if (!dryRun.changed) {
+    checks.push(
+      ok(
+        "firewall.ruleset",
+        `live ${inputs.firewall.backend} rules are exactly the desired ones (${plan.bridges.length} bridge(s), ${plan.ports.length} port(s))`,
+      ),
+    );
+  } else if (!firewallFailed) {
+    checks.push(
+      fail(
+        "firewall.ruleset",
+        `the agent's shared ${inputs.firewall.backend} chains differ from what it writes (edited by hand?)`,
+        RECONCILE,
+      ),
+    );
+  }
   const counters = new Map((await inputs.firewall.counters()).map((counter) => [counter.device, counter]));
   const vifs: VifRow[] = allVifReports(inputs.desired, observed).map((report) => {
     const counter = report.device === undefined ? undefined : counters.get(report.device);

@@ -86,6 +86,16 @@ const DELETE_PORT_BY_HAND: Record<"nft" | "xtables", (host: Netns, device: strin
   },
 };
 
+/** A port chain nothing dispatches to, as an interrupted removal could leave. */
+const ORPHAN_CHAIN_BY_HAND: Record<"nft" | "xtables", (host: Netns, device: string) => Promise<void>> = {
+  nft: async (host, device) => {
+    await host.exec("nft", ["add", "chain", "bridge", "v6agent", `port_${device}`]);
+  },
+  xtables: async (host, device) => {
+    await host.exec("ebtables", ["-N", `V6A-${device}`, "-P", "RETURN"]);
+  },
+};
+
 /** What diag says about that port: nft loses the whole port; xtables keeps its ip6tables half. */
 const MISSING_PORT_MESSAGE: Record<"nft" | "xtables", (device: string, mac: string, vm: string) => RegExp> = {
   nft: (device, mac, vm) => new RegExp(`^${device} \\(${mac}, VM ${vm}\\) has no rules: its chain is missing`),
@@ -164,6 +174,9 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         expect(check(before, `sysctl.${portA}`).status).toBe("ok");
         expect(check(before, "firewall.bridge.xenbr0").message).toMatch(/^bridge xenbr0 has rules \(trusted eth0; unknown ports dropped/);
         expect(check(before, `firewall.port.${portA}`).status).toBe("ok");
+        expect(check(before, "firewall.ruleset").message).toBe(
+          `live ${backend} rules are exactly the desired ones (1 bridge(s), 2 port(s))`,
+        );
         expect(check(before, `mgmt.tcp.${new URL(mgmt.url).host}`).status).toBe("ok");
         expect(before.vifs?.map((row) => [row.mac, row.device, row.rulesPresent])).toEqual([
           [MAC_A, portA, true],
@@ -174,6 +187,7 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         // gone (stopped behind the agent's back, as after a crash), leaving its chain stale.
         await host.exec("sysctl", ["-q", "-w", "net/ipv6/conf/xenbr0/accept_ra=1"]);
         await DELETE_PORT_BY_HAND[backend](host, portA);
+        await ORPHAN_CHAIN_BY_HAND[backend](host, "vif9.0");
         const admin = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
         await admin.connect();
         await admin.stopVm(vmB.uuid, { force: true });
@@ -198,12 +212,16 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
           message: expect.stringMatching(new RegExp(`${portB} has a stale chain \\(${MAC_B}\\)`)),
           fix: expect.stringMatching(/restart the agent/),
         });
+        expect(check(report, "firewall.port.vif9.0")).toMatchObject({
+          status: "fail",
+          message: "vif9.0 has a stale chain that nothing dispatches to (the device is gone)",
+        });
         expect(
           report.checks
             .filter((c) => c.status === "fail")
             .map((c) => c.name)
             .sort(),
-        ).toEqual(["sysctl.xenbr0", `firewall.port.${portA}`, `firewall.port.${portB}`].sort());
+        ).toEqual(["sysctl.xenbr0", `firewall.port.${portA}`, `firewall.port.${portB}`, "firewall.port.vif9.0"].sort());
         for (const failed of report.checks.filter((c) => c.status !== "ok")) expect(failed.fix).toMatch(/\S/);
         expect(check(report, "hypervisor").message).toMatch(/2 VM\(s\), 1 running/);
         expect(report.vifs?.map((row) => [row.mac, row.device, row.rulesPresent])).toEqual([
@@ -226,7 +244,8 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         const after = JSON.parse(fixed.stdout) as DiagReport;
         expect(after.checks.filter((c) => c.status === "fail")).toEqual([]);
         expect(fixed.exitCode).toBe(after.worst === "ok" ? 0 : 1);
-        expect(after.checks.some((c) => c.name === `firewall.port.${portB}`)).toBe(false);
+        expect(after.checks.some((c) => c.name === `firewall.port.${portB}` || c.name === "firewall.port.vif9.0")).toBe(false);
+        expect(check(after, "firewall.ruleset").status).toBe("ok");
       } finally {
         await sim.close();
         await new Promise((resolve) => mgmt.server.close(resolve));
