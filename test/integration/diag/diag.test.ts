@@ -2,6 +2,9 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseIpv6Network } from "../../../src/addressing/index.js";
+import type { DesiredNetwork } from "../../../src/agent/desired-state.js";
+import { bridgeChecks } from "../../../src/diag/bridges.js";
 import { hypervisorCheck, hypervisorProbe } from "../../../src/diag/hypervisor.js";
 import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
@@ -80,6 +83,59 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
         host.name,
       );
       expect(after.map((c) => c.status)).toEqual(["warn", "ok", "warn"]);
+    });
+  });
+
+  it("checks each managed bridge, its uplink and VLAN, and the printed fixes repair them", async () => {
+    await withNetns(["v6b"], async (host) => {
+      for (const bridge of ["brok", "brdown", "brloose", "brvlan"]) await host.exec("ip", ["link", "add", bridge, "type", "bridge"]);
+      for (const [uplink, peer] of [
+        ["upok", "upokp"],
+        ["uploose", "uploosep"],
+        ["up0.100", "up0p"],
+      ]) {
+        await host.exec("ip", ["link", "add", uplink as string, "type", "veth", "peer", "name", peer as string]);
+      }
+      await host.exec("ip", ["link", "set", "upok", "master", "brok", "up"]);
+      await host.exec("ip", ["link", "set", "uploose", "up"]);
+      // A tagged network's uplink that is not a VLAN device (this kernel has no 802.1Q anyway).
+      await host.exec("ip", ["link", "set", "up0.100", "master", "brvlan", "up"]);
+      for (const bridge of ["brok", "brloose", "brvlan"]) await host.exec("ip", ["link", "set", bridge, "up"]);
+      const network = (bridge: string, trusted: string[], vlan?: number) =>
+        ({
+          networkId: `net-${bridge}`,
+          network: parseIpv6Network("2001:db8:b::/64", "prefix"),
+          bridge,
+          trustedPorts: trusted,
+          ...(vlan === undefined ? {} : { vlan }),
+        }) as DesiredNetwork;
+      const networks = [
+        network("brok", ["upok"]),
+        network("brdown", []),
+        network("brloose", ["uploose"]),
+        network("brvlan", ["up0.100"], 100),
+        network("brgone", []),
+      ];
+      const checks = await bridgeChecks(networks, host.name);
+      expect(checks.map((c) => [c.name, c.status])).toEqual([
+        ["bridge.brok", "ok"],
+        ["bridge.brdown", "fail"],
+        ["bridge.brloose", "fail"],
+        ["bridge.brvlan", "fail"],
+        ["bridge.brgone", "fail"],
+      ]);
+      expect(checks[0]?.message).toBe("network net-brok (2001:db8:b::/64): bridge brok up, uplink upok, 0 guest port(s)");
+      expect(checks[1]?.fix).toBe(`ip netns exec ${host.name} ip link set brdown up`);
+      expect(checks[2]?.message).toMatch(/uplink uploose is on no bridge, not on brloose: the router is unreachable/);
+      expect(checks[2]?.fix).toBe(`ip netns exec ${host.name} ip link set uploose master brloose`);
+      expect(checks[3]?.message).toMatch(/uplink up0\.100 is not VLAN 100 \(kind veth, id none\)/);
+      expect(checks[4]?.message).toMatch(/bridge brgone does not exist/);
+      for (const fix of [checks[1]?.fix, checks[2]?.fix]) {
+        const [command, ...args] = (fix as string).split(" ");
+        await run(command as string, args);
+      }
+      const after = await bridgeChecks(networks.slice(0, 3), host.name);
+      expect(after.map((c) => c.status)).toEqual(["ok", "ok", "ok"]);
     });
   });
 
