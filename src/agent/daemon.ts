@@ -6,6 +6,7 @@ import { AgentChannel } from "../channel/index.js";
 import { agentChecks } from "../diag/agent-checks.js";
 import type { DiagReport } from "../diag/check.js";
 import { diagnose } from "../diag/diagnose.js";
+import { hypervisorProbe } from "../diag/hypervisor.js";
 import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
@@ -81,25 +82,34 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   return { config, logger, hypervisor, firewall, networks, store };
 }
 
-/** `host.diagnose` and `v6agent diag`: host checks plus desired-versus-live for this agent. */
+/**
+ * `host.diagnose` and `v6agent diag`: host checks plus desired-versus-live for this agent. The
+ * daemon passes its connected hypervisor; `v6agent diag` passes an unconnected one with
+ * `connect: true` (the check then logs in, or reports why it cannot).
+ */
 export function diagnoseWith(
   parts: Pick<AgentParts, "config" | "firewall">,
   desired: () => DesiredState,
-  hypervisor?: Hypervisor,
+  hypervisor?: { backend: Hypervisor; connect: boolean },
 ): Promise<DiagReport> {
   const config = parts.config;
-  const bridges = desired().networks.map((network) => ({ device: network.bridge as string, role: "bridge" as const }));
+  const netnsOption = config.netns === undefined ? {} : { netns: config.netns };
   return diagnose({
     backend: parts.firewall.backend,
-    ...(config.netns === undefined ? {} : { netns: config.netns }),
-    devices: bridges,
+    ...netnsOption,
     management: config.management.servers.map((url) => ({
       url,
       ...(config.management.caFile === undefined ? {} : { caFile: config.management.caFile }),
       ...(config.management.certFile === undefined ? {} : { certFile: config.management.certFile }),
       ...(config.management.keyFile === undefined ? {} : { keyFile: config.management.keyFile }),
     })),
-    agentChecks: () => agentChecks({ desired: desired(), firewall: parts.firewall, ...(hypervisor === undefined ? {} : { hypervisor }) }),
+    agentChecks: () =>
+      agentChecks({
+        desired: desired(),
+        firewall: parts.firewall,
+        ...netnsOption,
+        ...(hypervisor === undefined ? {} : { hypervisor: hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect) }),
+      }),
   });
 }
 
@@ -132,7 +142,7 @@ export async function runDaemon(configPath: string): Promise<number> {
 
   const management = config.management;
   const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
-  const handler = commandHandler(agent, () => diagnoseWith(parts, () => agent.state, parts.hypervisor));
+  const handler = commandHandler(agent, () => diagnoseWith(parts, () => agent.state, { backend: parts.hypervisor, connect: false }));
   const facts = await parts.hypervisor.facts();
   channel = new AgentChannel({
     servers: management.servers,

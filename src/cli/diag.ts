@@ -26,18 +26,8 @@ export async function runDiag(options: DiagCommandOptions): Promise<void> {
     const logger = createLogger("silent");
     const parts: AgentParts = await buildAgentParts(config, logger);
     const desired = await parts.store.load();
-    let connected = true;
-    try {
-      await parts.hypervisor.connect();
-    } catch {
-      connected = false;
-    }
-    try {
-      // An unreachable hypervisor shows up as a failed "hypervisor" check.
-      report = await diagnoseWith(parts, () => desired, parts.hypervisor);
-    } finally {
-      if (connected) await parts.hypervisor.close();
-    }
+    // The hypervisor check connects (libvirt URI or XAPI login) and closes again.
+    report = await diagnoseWith(parts, () => desired, { backend: parts.hypervisor, connect: true });
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);
   const code = exitCodeFor(report.worst);

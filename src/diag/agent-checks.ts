@@ -2,55 +2,67 @@ import type { DesiredState } from "../agent/desired-state.js";
 import { observedPorts, planFirewall } from "../agent/plan.js";
 import { allVifReports } from "../agent/vif-report.js";
 import type { Firewall, GuestPort } from "../firewall/model.js";
-import type { Hypervisor, VmInfo } from "../hypervisor/hypervisor.js";
+import type { VmInfo } from "../hypervisor/hypervisor.js";
+import { bridgeChecks } from "./bridges.js";
 import { type CheckResult, fail, ok, type VifRow } from "./check.js";
+import { type HypervisorProbe, hypervisorCheck } from "./hypervisor.js";
+import { type DeviceRole, sysctlChecks } from "./sysctl.js";
 
 export interface AgentCheckInputs {
   desired: DesiredState;
   firewall: Firewall;
-  /** Connected already, or connectable; absent when the hypervisor is not configured. */
-  hypervisor?: Hypervisor;
+  /** The configured hypervisor; absent when there is none to ask (guest ports are then unknown). */
+  hypervisor?: HypervisorProbe;
+  /** The namespace holding the host side (config `netns`). */
+  netns?: string;
 }
+
+const RECONCILE = "restart the agent (systemctl restart v6agent): its reconcile rewrites the rules";
 
 /**
  * Desired versus live: what the agent's next reconcile would change, found without changing it.
- * Reads the desired state file, the hypervisor and the live firewall; writes nothing.
+ * Reads the desired state file, the hypervisor, the links, their sysctls and the live firewall;
+ * writes nothing.
  */
 export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: CheckResult[]; vifs: VifRow[] }> {
   const checks: CheckResult[] = [];
   let vms: VmInfo[] = [];
   if (inputs.hypervisor !== undefined) {
-    try {
-      const facts = await inputs.hypervisor.facts();
-      vms = await inputs.hypervisor.listVms();
-      checks.push(ok("hypervisor", `${facts.kind} ${facts.hypervisorVersion} on ${facts.hostname}: ${vms.length} VM(s)`));
-    } catch (error) {
-      checks.push(
-        fail(
-          "hypervisor",
-          `cannot reach the hypervisor: ${(error as Error).message}`,
-          "start libvirtd / check the XAPI URL and credentials in the config",
-        ),
-      );
-    }
+    const result = await hypervisorCheck(inputs.hypervisor);
+    await result.close();
+    checks.push(result.check);
+    vms = result.vms;
   }
   const observed = observedPorts(inputs.desired, vms);
   const plan = planFirewall(inputs.desired, observed, []);
+  checks.push(...(await bridgeChecks(inputs.desired.networks, inputs.netns)));
+  const devices: { device: string; role: DeviceRole }[] = [
+    ...inputs.desired.networks.flatMap((network) => [
+      { device: network.bridge as string, role: "bridge" as const },
+      ...network.trustedPorts.map((port) => ({ device: port as string, role: "uplink" as const })),
+    ]),
+    ...plan.ports.map((port) => ({ device: port.device as string, role: "port" as const })),
+  ];
+  checks.push(...(await sysctlChecks(devices, inputs.netns)));
   const live = await inputs.firewall.readLive();
-  const liveBridges = new Set(live.bridges.map((bridge) => bridge.name as string));
+  const liveBridges = new Map(live.bridges.map((bridge) => [bridge.name as string, bridge]));
   for (const bridge of plan.bridges) {
-    if (liveBridges.has(bridge.name))
-      checks.push(ok(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} is managed (unknown ports dropped)`));
-    else
-      checks.push(
-        fail(
-          `firewall.bridge.${bridge.name}`,
-          `bridge ${bridge.name} has no rules: its ports are not filtered`,
-          "restart the agent or wait for its periodic reconcile",
-        ),
-      );
+    const installed = liveBridges.get(bridge.name);
+    if (installed !== undefined) {
+      // Fail closed needs guest-port name patterns or nft bridge meta (docs/security.md, limits).
+      const patterns = installed.guestPortPatterns ?? [];
+      const unknown =
+        patterns.length > 0
+          ? `unknown ports matching ${patterns.join(" ")} dropped`
+          : "unknown ports dropped only where nft has bridge meta";
+      const trusted = installed.trustedPorts.length === 0 ? "no trusted port" : `trusted ${installed.trustedPorts.join(", ")}`;
+      checks.push(ok(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has rules (${trusted}; ${unknown})`));
+    } else checks.push(fail(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has no rules: its ports are not filtered`, RECONCILE));
   }
+  const vmOf = (device: string) => observed.find((candidate) => candidate.device === device)?.vmUuid ?? "pending";
   const livePorts = new Map(live.ports.map((port) => [port.device as string, port]));
+  /** Ports whose live rules are exactly the desired ones (half a port's rules is not "present"). */
+  const complete = new Set<string>();
   const wantedPorts = new Set(plan.ports.map((port) => port.device as string));
   for (const port of plan.ports) {
     const installed = livePorts.get(port.device);
@@ -58,20 +70,21 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       checks.push(
         fail(
           `firewall.port.${port.device}`,
-          `${port.device} (${port.mac}) has no rules: its chain is missing`,
-          "restart the agent or wait for its periodic reconcile",
+          `${port.device} (${port.mac}, VM ${vmOf(port.device)}) has no rules: its chain is missing`,
+          RECONCILE,
         ),
       );
     } else if (!samePort(installed, port)) {
       checks.push(
         fail(
           `firewall.port.${port.device}`,
-          `${port.device} rules differ from the desired state`,
-          "restart the agent or wait for its periodic reconcile",
+          `${port.device} (VM ${vmOf(port.device)}) rules differ from the desired state (${difference(installed, port)})`,
+          RECONCILE,
         ),
       );
     } else {
-      checks.push(ok(`firewall.port.${port.device}`, `${port.device} protected (${port.mac})`));
+      complete.add(port.device);
+      checks.push(ok(`firewall.port.${port.device}`, `${port.device} protected (${port.mac}, VM ${vmOf(port.device)})`));
     }
   }
   for (const port of live.ports) {
@@ -79,11 +92,35 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       checks.push(
         fail(
           `firewall.port.${port.device}`,
-          `${port.device} has rules but no such guest NIC is running`,
-          "the agent's next reconcile removes them",
+          `${port.device} has a stale chain (${port.mac || "unknown MAC"}): no running guest NIC has this device`,
+          RECONCILE,
         ),
       );
     }
+  }
+  // What the agent's next reconcile would write, computed by the backend itself without writing:
+  // catches what readLive cannot show, such as a port chain nothing dispatches to any more, or
+  // a shared chain edited by hand.
+  const dryRun = await inputs.firewall.reconcile(plan, { dryRun: true });
+  for (const device of dryRun.removedPorts.filter((candidate) => !livePorts.has(candidate))) {
+    checks.push(fail(`firewall.port.${device}`, `${device} has a stale chain that nothing dispatches to (the device is gone)`, RECONCILE));
+  }
+  const firewallFailed = checks.some((check) => check.name.startsWith("firewall.") && check.status === "fail");
+  if (!dryRun.changed) {
+    checks.push(
+      ok(
+        "firewall.ruleset",
+        `live ${inputs.firewall.backend} rules are exactly the desired ones (${plan.bridges.length} bridge(s), ${plan.ports.length} port(s))`,
+      ),
+    );
+  } else if (!firewallFailed) {
+    checks.push(
+      fail(
+        "firewall.ruleset",
+        `the agent's shared ${inputs.firewall.backend} chains differ from what it writes (edited by hand?)`,
+        RECONCILE,
+      ),
+    );
   }
   const counters = new Map((await inputs.firewall.counters()).map((counter) => [counter.device, counter]));
   const vifs: VifRow[] = allVifReports(inputs.desired, observed).map((report) => {
@@ -93,7 +130,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       mac: report.mac,
       duidLL: report.duidLL,
       linkLocal: report.linkLocal,
-      rulesPresent: report.device !== undefined && livePorts.has(report.device),
+      rulesPresent: report.device !== undefined && complete.has(report.device),
       ...(report.device === undefined ? {} : { device: report.device }),
       ...(counter === undefined
         ? {}
@@ -115,4 +152,13 @@ function samePort(a: GuestPort, b: GuestPort): boolean {
   const key = (port: GuestPort) =>
     JSON.stringify([port.device, port.bridge, port.mac, [...port.linkLocals].sort(), [...port.ipv6].sort(), [...port.ipv4].sort()]);
   return key(a) === key(b);
+}
+
+function difference(live: GuestPort, wanted: GuestPort): string {
+  const fields = ["bridge", "mac", "linkLocals", "ipv6", "ipv4"] as const;
+  const text = (value: unknown) => (Array.isArray(value) ? `[${[...value].sort().join(" ")}]` : String(value));
+  return fields
+    .filter((field) => text(live[field]) !== text(wanted[field]))
+    .map((field) => `${field}: live ${text(live[field])}, wanted ${text(wanted[field])}`)
+    .join("; ");
 }

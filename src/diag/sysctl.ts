@@ -1,5 +1,13 @@
 import { run } from "../exec.js";
-import { type CheckResult, fail, ok } from "./check.js";
+import { PORT_IPV6_SYSCTLS } from "../hostnet/index.js";
+import { type CheckResult, fail, ok, warn } from "./check.js";
+
+export type DeviceRole = "bridge" | "uplink" | "port";
+
+/** The slash form keeps dots in interface names (eth0.100) apart from the key's separators. */
+function sysctlKey(device: string, key: string): string {
+  return `net/ipv6/conf/${device}/${key}`;
+}
 
 async function readSysctl(key: string, netns: string | undefined): Promise<string | undefined> {
   try {
@@ -10,45 +18,55 @@ async function readSysctl(key: string, netns: string | undefined): Promise<strin
   }
 }
 
+/** The command an operator pastes, inside the namespace when the host side lives in one. */
+export function inNamespace(command: string, netns: string | undefined): string {
+  return netns === undefined ? command : `ip netns exec ${netns} ${command}`;
+}
+
 /**
- * The host must never configure itself from an RA seen on a guest bridge or port: either IPv6
- * is disabled on the device, or accept_ra and autoconf are both 0.
+ * The host must never configure itself from an RA seen on a guest bridge, its uplink or a guest
+ * port. The agent sets accept_ra=0, autoconf=0 and disable_ipv6=1 on each (src/hostnet/sysctl.ts):
+ * accept_ra or autoconf left on is a failure even while IPv6 is off, because whatever turns IPv6
+ * back on (an ifup script, a reload) would then let a guest's RA configure the host; IPv6 merely
+ * left on with RAs refused is a warning.
  */
-export async function sysctlChecks(
-  devices: readonly { device: string; role: "bridge" | "port" }[],
-  netns?: string,
-): Promise<CheckResult[]> {
+export async function sysctlChecks(devices: readonly { device: string; role: DeviceRole }[], netns?: string): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   for (const { device, role } of devices) {
-    const base = `net.ipv6.conf.${device}`;
-    const disabled = await readSysctl(`${base}.disable_ipv6`, netns);
     const name = `sysctl.${device}`;
+    const disabled = await readSysctl(sysctlKey(device, "disable_ipv6"), netns);
     if (disabled === undefined) {
+      results.push(fail(name, `${role} ${device} does not exist`, "restart the agent: its reconcile recreates managed bridges"));
+      continue;
+    }
+    const acceptRa = await readSysctl(sysctlKey(device, "accept_ra"), netns);
+    const autoconf = await readSysctl(sysctlKey(device, "autoconf"), netns);
+    const wrong = (
+      [
+        ["accept_ra", acceptRa],
+        ["autoconf", autoconf],
+      ] as const
+    ).filter(([key, value]) => value !== PORT_IPV6_SYSCTLS[key]);
+    if (wrong.length > 0) {
+      const state = wrong.map(([key, value]) => `${key}=${value}`).join(", ");
+      const when = disabled === "1" ? "as soon as IPv6 is re-enabled on it" : "now";
       results.push(
         fail(
           name,
-          `${role} ${device} does not exist`,
-          `recreate it: the agent's next reconcile does (or run 'v6agent diag' after the agent started)`,
+          `${role} ${device} accepts router advertisements (${state}): a guest's RA could configure the host ${when}`,
+          inNamespace(`sysctl -w ${wrong.map(([key]) => `${sysctlKey(device, key)}=0`).join(" ")}`, netns),
         ),
       );
-      continue;
-    }
-    if (disabled === "1") {
-      results.push(ok(name, `${role} ${device}: IPv6 disabled on the host side`));
-      continue;
-    }
-    const acceptRa = await readSysctl(`${base}.accept_ra`, netns);
-    const autoconf = await readSysctl(`${base}.autoconf`, netns);
-    if (acceptRa !== "0" || autoconf !== "0") {
+    } else if (disabled !== PORT_IPV6_SYSCTLS.disable_ipv6) {
       results.push(
-        fail(
+        warn(
           name,
-          `${role} ${device} accepts router advertisements (accept_ra=${acceptRa}, autoconf=${autoconf}): the host could configure itself from a guest's RA`,
-          `sysctl -w ${base}.accept_ra=0 ${base}.autoconf=0`,
+          `${role} ${device}: RAs refused but host IPv6 is on (it has a link-local address on the guests' network)`,
+          inNamespace(`sysctl -w ${sysctlKey(device, "disable_ipv6")}=1`, netns),
         ),
       );
     } else {
-      results.push(ok(name, `${role} ${device}: accept_ra=0, autoconf=0`));
+      results.push(ok(name, `${role} ${device}: IPv6 off for the host, accept_ra=0, autoconf=0`));
     }
   }
   return results;

@@ -74,8 +74,11 @@ export interface ApplyResult {
 
 export interface Firewall {
   readonly backend: FirewallBackendName;
-  /** Converges the live ruleset to exactly `desired` (reads it, applies only the difference). */
-  reconcile(desired: FirewallState): Promise<ApplyResult>;
+  /**
+   * Converges the live ruleset to exactly `desired` (reads it, applies only the difference).
+   * With `dryRun` it only reports what it would change (`v6agent diag`), writing nothing.
+   */
+  reconcile(desired: FirewallState, options?: { dryRun?: boolean }): Promise<ApplyResult>;
   /** Adds or replaces one port in one atomic step, without reading the whole ruleset. */
   upsertPort(port: GuestPort): Promise<void>;
   /** Removes one port's rules (idempotent). */

@@ -51,12 +51,13 @@ export class NftFirewall implements Firewall {
     this.capabilities = options.capabilities;
   }
 
-  async reconcile(desired: FirewallState): Promise<ApplyResult> {
+  async reconcile(desired: FirewallState, options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     const state = validateState(desired);
     const caps = await this.caps();
     const live = await this.readTable();
     const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
     if (live === undefined) {
+      if (options.dryRun) return { ...result, changed: true, addedPorts: state.ports.map((p) => p.device) };
       await this.apply(renderState(state, caps));
       result.changed = true;
       result.addedPorts = state.ports.map((p) => p.device);
@@ -96,8 +97,9 @@ export class NftFirewall implements Firewall {
       if (chain.startsWith("bridge_") && !wanted.has(chain.slice(7))) parts.push(renderBridgeRemoval(chain.slice(7)));
     }
     if (parts.length === 0) return result;
-    await this.apply(parts.join("\n"));
     result.changed = true;
+    if (options.dryRun) return result;
+    await this.apply(parts.join("\n"));
     this.logger?.info(
       { added: result.addedPorts.length, updated: result.updatedPorts.length, removed: result.removedPorts.length },
       "firewall reconciled",

@@ -95,7 +95,7 @@ export class XtablesFirewall implements Firewall {
     return new XtablesFirewall(tools, bridgeMeta, options);
   }
 
-  async reconcile(desired: FirewallState): Promise<ApplyResult> {
+  async reconcile(desired: FirewallState, options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     const state = validateState(desired);
     const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
     const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
@@ -195,6 +195,7 @@ export class XtablesFirewall implements Firewall {
 
     const ebBatch = [...ebDeclare, ...ebLines, ...ebTail];
     const ip6Batch = [...ip6Declare, ...ip6Lines, ...ip6Tail];
+    if (options.dryRun) return { ...result, changed: ebBatch.length + ip6Batch.length > 0 };
     if (ip6Batch.length > 0) {
       await this.ensureBridgeNetfilter();
       await this.restore("ip6", ip6Batch);

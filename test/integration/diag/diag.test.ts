@@ -2,13 +2,21 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseIpv6Network } from "../../../src/addressing/index.js";
+import type { DesiredNetwork } from "../../../src/agent/desired-state.js";
+import { bridgeChecks } from "../../../src/diag/bridges.js";
+import { hypervisorCheck, hypervisorProbe } from "../../../src/diag/hypervisor.js";
 import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
 import { sysctlChecks } from "../../../src/diag/sysctl.js";
 import { toolChecks } from "../../../src/diag/tools.js";
+import { run } from "../../../src/exec.js";
+import { KvmHypervisor } from "../../../src/hypervisor/kvm/kvm-hypervisor.js";
+import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
+import { startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "nft", "openssl", "ebtables"] });
 
@@ -29,26 +37,130 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
     expect(versions.find((v) => v.tool === "nft")?.version).toMatch(/^\d+\.\d+/);
   });
 
-  it("fails a bridge that accepts RAs and names the fix; passes one with IPv6 off or RAs refused", async () => {
+  it("fails a device that accepts RAs (even with IPv6 off), warns on host IPv6 left on, and names the fix", async () => {
     await withNetns(["v6d"], async (host) => {
-      for (const name of ["bropen", "broff", "brnora"]) await host.exec("ip", ["link", "add", name, "type", "bridge"]);
+      for (const name of ["bropen", "broff", "brnora", "brgood"]) await host.exec("ip", ["link", "add", name, "type", "bridge"]);
+      // A dotted name (as a VLAN sub-interface has) must not be read as sysctl key separators.
+      await host.exec("ip", ["link", "add", "up0.7", "type", "veth", "peer", "name", "up0p"]);
       await host.sysctl("net.ipv6.conf.bropen.accept_ra", "1");
       await host.sysctl("net.ipv6.conf.broff.disable_ipv6", "1");
       await host.sysctl("net.ipv6.conf.brnora.accept_ra", "0");
       await host.sysctl("net.ipv6.conf.brnora.autoconf", "0");
+      for (const [key, value] of Object.entries({ accept_ra: "0", autoconf: "0", disable_ipv6: "1" })) {
+        await host.exec("sysctl", ["-q", "-w", `net/ipv6/conf/brgood/${key}=${value}`]);
+      }
+      await host.exec("sysctl", ["-q", "-w", "net/ipv6/conf/up0.7/accept_ra=2", "net/ipv6/conf/up0.7/autoconf=0"]);
       const checks = await sysctlChecks(
         [
           { device: "bropen", role: "bridge" },
           { device: "broff", role: "bridge" },
           { device: "brnora", role: "bridge" },
+          { device: "brgood", role: "bridge" },
+          { device: "up0.7", role: "uplink" },
           { device: "gone0", role: "port" },
         ],
         host.name,
       );
-      expect(checks.map((c) => c.status)).toEqual(["fail", "ok", "ok", "fail"]);
-      expect(checks[0]?.fix).toBe("sysctl -w net.ipv6.conf.bropen.accept_ra=0 net.ipv6.conf.bropen.autoconf=0");
-      expect(checks[3]?.message).toMatch(/gone0 does not exist/);
+      expect(checks.map((c) => c.status)).toEqual(["fail", "fail", "warn", "ok", "fail", "fail"]);
+      expect(checks[0]?.fix).toBe(`ip netns exec ${host.name} sysctl -w net/ipv6/conf/bropen/accept_ra=0 net/ipv6/conf/bropen/autoconf=0`);
+      expect(checks[1]?.message).toMatch(/as soon as IPv6 is re-enabled/);
+      expect(checks[4]?.message).toMatch(/accept_ra=2/);
+      expect(checks[4]?.fix).toBe(`ip netns exec ${host.name} sysctl -w net/ipv6/conf/up0.7/accept_ra=0`);
+      expect(checks[5]?.message).toMatch(/gone0 does not exist/);
+
+      // The fixes are commands: run them as printed and the failures turn ok (or warn, IPv6 on).
+      for (const check of checks.slice(0, 5)) {
+        if (check.status !== "fail" || check.fix === undefined) continue;
+        const [command, ...args] = check.fix.split(" ");
+        await run(command as string, args);
+      }
+      const after = await sysctlChecks(
+        [
+          { device: "bropen", role: "bridge" },
+          { device: "broff", role: "bridge" },
+          { device: "up0.7", role: "uplink" },
+        ],
+        host.name,
+      );
+      expect(after.map((c) => c.status)).toEqual(["warn", "ok", "warn"]);
     });
+  });
+
+  it("checks each managed bridge, its uplink and VLAN, and the printed fixes repair them", async () => {
+    await withNetns(["v6b"], async (host) => {
+      for (const bridge of ["brok", "brdown", "brloose", "brvlan"]) await host.exec("ip", ["link", "add", bridge, "type", "bridge"]);
+      for (const [uplink, peer] of [
+        ["upok", "upokp"],
+        ["uploose", "uploosep"],
+        ["up0.100", "up0p"],
+      ]) {
+        await host.exec("ip", ["link", "add", uplink as string, "type", "veth", "peer", "name", peer as string]);
+      }
+      await host.exec("ip", ["link", "set", "upok", "master", "brok", "up"]);
+      await host.exec("ip", ["link", "set", "uploose", "up"]);
+      // A tagged network's uplink that is not a VLAN device (this kernel has no 802.1Q anyway).
+      await host.exec("ip", ["link", "set", "up0.100", "master", "brvlan", "up"]);
+      for (const bridge of ["brok", "brloose", "brvlan"]) await host.exec("ip", ["link", "set", bridge, "up"]);
+      const network = (bridge: string, trusted: string[], vlan?: number) =>
+        ({
+          networkId: `net-${bridge}`,
+          network: parseIpv6Network("2001:db8:b::/64", "prefix"),
+          bridge,
+          trustedPorts: trusted,
+          ...(vlan === undefined ? {} : { vlan }),
+        }) as DesiredNetwork;
+      const networks = [
+        network("brok", ["upok"]),
+        network("brdown", []),
+        network("brloose", ["uploose"]),
+        network("brvlan", ["up0.100"], 100),
+        network("brgone", []),
+      ];
+      const checks = await bridgeChecks(networks, host.name);
+      expect(checks.map((c) => [c.name, c.status])).toEqual([
+        ["bridge.brok", "ok"],
+        ["bridge.brdown", "fail"],
+        ["bridge.brloose", "fail"],
+        ["bridge.brvlan", "fail"],
+        ["bridge.brgone", "fail"],
+      ]);
+      expect(checks[0]?.message).toBe("network net-brok (2001:db8:b::/64): bridge brok up, uplink upok, 0 guest port(s)");
+      expect(checks[1]?.fix).toBe(`ip netns exec ${host.name} ip link set brdown up`);
+      expect(checks[2]?.message).toMatch(/uplink uploose is on no bridge, not on brloose: the router is unreachable/);
+      expect(checks[2]?.fix).toBe(`ip netns exec ${host.name} ip link set uploose master brloose`);
+      expect(checks[3]?.message).toMatch(/uplink up0\.100 is not VLAN 100 \(kind veth, id none\)/);
+      expect(checks[4]?.message).toMatch(/bridge brgone does not exist/);
+      for (const fix of [checks[1]?.fix, checks[2]?.fix]) {
+        const [command, ...args] = (fix as string).split(" ");
+        await run(command as string, args);
+      }
+      const after = await bridgeChecks(networks.slice(0, 3), host.name);
+      expect(after.map((c) => c.status)).toEqual(["ok", "ok", "ok"]);
+    });
+  });
+
+  it("fails a hypervisor it cannot log in to, naming the target and the fix", async () => {
+    const sim = await startXapiSimulator();
+    try {
+      const backend = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "wrong" } });
+      const config = { kind: "xenserver", xapi: { url: sim.url, username: "root", passwordFile: "/x", allowSelfSigned: false } } as const;
+      const refused = await hypervisorCheck(hypervisorProbe(config, backend, true));
+      await refused.close();
+      expect(refused.check).toMatchObject({ name: "hypervisor", status: "fail" });
+      expect(refused.check.message).toMatch(new RegExp(`^cannot use XAPI root@${sim.url}: .*SESSION_AUTHENTICATION_FAILED`));
+      expect(refused.check.fix).toMatch(/hypervisor\.xapi\.url, username and passwordFile/);
+      const good = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
+      const accepted = await hypervisorCheck(hypervisorProbe(config, good, true));
+      await accepted.close();
+      expect(accepted.check.status).toBe("ok");
+      const kvm = await hypervisorCheck(
+        hypervisorProbe({ kind: "kvm", uri: "test:///nonexistent-v6diag" }, new KvmHypervisor({ uri: "test:///nonexistent-v6diag" }), true),
+      );
+      await kvm.close();
+      expect(kvm.check).toMatchObject({ status: "fail", fix: expect.stringMatching(/virsh -c test:\/\/\/nonexistent-v6diag list/) });
+    } finally {
+      await sim.close();
+    }
   });
 
   describe("management server connectivity", () => {

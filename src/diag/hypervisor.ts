@@ -1,0 +1,72 @@
+import type { HypervisorConfig } from "../agent/config.js";
+import type { Hypervisor, VmInfo } from "../hypervisor/hypervisor.js";
+import { type CheckResult, fail, ok } from "./check.js";
+
+const CONNECT_TIMEOUT_MS = 15_000;
+
+export interface HypervisorProbe {
+  backend: Hypervisor;
+  /** What the operator configured, for messages: `libvirt qemu:///system`, `XAPI root@https://…`. */
+  target: string;
+  /** The one-line fix when it cannot be reached. */
+  fix: string;
+  /** Connect first (and close after): `v6agent diag`; the daemon's is connected already. */
+  connect: boolean;
+}
+
+/** Describes the configured hypervisor connection for `hypervisorCheck`. */
+export function hypervisorProbe(config: HypervisorConfig, backend: Hypervisor, connect: boolean): HypervisorProbe {
+  if (config.kind === "kvm") {
+    return {
+      backend,
+      connect,
+      target: `libvirt ${config.uri}`,
+      fix: `start libvirtd, or fix hypervisor.uri ('virsh -c ${config.uri} list' must work)`,
+    };
+  }
+  return {
+    backend,
+    connect,
+    target: `XAPI ${config.xapi.username}@${config.xapi.url}`,
+    fix: "check hypervisor.xapi.url, username and passwordFile (and allowSelfSigned for a self-signed XAPI)",
+  };
+}
+
+/**
+ * Hypervisor connectivity as its own check: a libvirt connection or an XAPI login, then the
+ * host's facts and VM list. Returns the VMs for the desired-versus-live checks (none on failure).
+ */
+export async function hypervisorCheck(probe: HypervisorProbe): Promise<{ check: CheckResult; vms: VmInfo[]; close: () => Promise<void> }> {
+  // Closed even after a failed or timed-out connect, so a late success leaves nothing open.
+  const close = async () => {
+    if (probe.connect) await probe.backend.close().catch(() => undefined);
+  };
+  try {
+    if (probe.connect) await withTimeout(probe.backend.connect(), `connecting to ${probe.target}`);
+    const facts = await probe.backend.facts();
+    const vms = await probe.backend.listVms();
+    const running = vms.filter((vm) => vm.state === "running").length;
+    return {
+      check: ok(
+        "hypervisor",
+        `${probe.target}: ${facts.kind} ${facts.hypervisorVersion} on ${facts.hostname}, ${vms.length} VM(s), ${running} running`,
+      ),
+      vms,
+      close,
+    };
+  } catch (error) {
+    return {
+      check: fail("hypervisor", `cannot use ${probe.target}: ${(error as Error).message.split("\n")[0]}`, probe.fix),
+      vms: [],
+      close,
+    };
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
