@@ -88,7 +88,7 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
  * `connect: true` (the check then logs in, or reports why it cannot).
  */
 export function diagnoseWith(
-  parts: Pick<AgentParts, "config" | "firewall">,
+  parts: Pick<AgentParts, "config" | "firewall" | "networks">,
   desired: () => DesiredState,
   hypervisor?: { backend: Hypervisor; connect: boolean },
 ): Promise<DiagReport> {
@@ -108,6 +108,7 @@ export function diagnoseWith(
         desired: desired(),
         firewall: parts.firewall,
         ...netnsOption,
+        ...(parts.networks.guestPortPatterns === undefined ? {} : { guestPortPatterns: parts.networks.guestPortPatterns }),
         ...(hypervisor === undefined ? {} : { hypervisor: hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect) }),
       }),
   });

@@ -15,6 +15,8 @@ export interface AgentCheckInputs {
   hypervisor?: HypervisorProbe;
   /** The namespace holding the host side (config `netns`). */
   netns?: string;
+  /** The guest-port patterns the agent gives its bridges (its network provisioner's). */
+  guestPortPatterns?: readonly string[];
 }
 
 const RECONCILE = "restart the agent (systemctl restart v6agent): its reconcile rewrites the rules";
@@ -34,7 +36,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
     vms = result.vms;
   }
   const observed = observedPorts(inputs.desired, vms);
-  const plan = planFirewall(inputs.desired, observed, []);
+  const plan = planFirewall(inputs.desired, observed, [], inputs.guestPortPatterns);
   checks.push(...(await bridgeChecks(inputs.desired.networks, inputs.netns)));
   const devices: { device: string; role: DeviceRole }[] = [
     ...inputs.desired.networks.flatMap((network) => [
@@ -53,7 +55,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       const patterns = installed.guestPortPatterns ?? [];
       const unknown =
         patterns.length > 0
-          ? `unknown ports matching ${patterns.join(" ")} dropped`
+          ? `unknown ports matching ${[...patterns].sort().join(" ")} dropped`
           : "unknown ports dropped only where nft has bridge meta";
       const trusted = installed.trustedPorts.length === 0 ? "no trusted port" : `trusted ${installed.trustedPorts.join(", ")}`;
       checks.push(ok(`firewall.bridge.${bridge.name}`, `bridge ${bridge.name} has rules (${trusted}; ${unknown})`));
