@@ -67,6 +67,24 @@ export class NetnsGuest {
     return new NetnsGuest(netns, config);
   }
 
+  /**
+   * A guest whose namespace and NIC someone else made (the XAPI simulator's dom0 plugs the VIF
+   * into it): only dhclient and the queries are ours. `destroy()` still deletes the namespace.
+   */
+  static adopt(netns: Netns, config: NetnsGuestConfig): NetnsGuest {
+    return new NetnsGuest(netns, config);
+  }
+
+  /** Stops the background dhclient, if one runs, leaving the addresses it configured. */
+  stopDhclient(): void {
+    try {
+      const pid = Number(readFileSync(this.files().pid, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 1) process.kill(pid, "SIGTERM");
+    } catch {
+      // never ran or gone
+    }
+  }
+
   get name(): string {
     return this.netns.name;
   }
