@@ -75,6 +75,16 @@ export class NetnsGuest {
     return new NetnsGuest(netns, config);
   }
 
+  /** The pid of the background dhclient, if one runs. */
+  dhclientPid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(this.files().pid, "utf8").trim());
+      return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Stops the background dhclient, if one runs, leaving the addresses it configured. */
   stopDhclient(): void {
     try {

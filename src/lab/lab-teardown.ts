@@ -32,13 +32,15 @@ export async function labDown(dir = LAB_DIR): Promise<TeardownSummary> {
     }
   };
 
-  // The agent first, so it does not recreate what is being removed; then the others.
-  for (const entry of [...(record?.pids ?? [])].reverse()) {
-    await attempt(`stop ${entry.name} (pid ${entry.pid})`, async () => {
-      await stopPid(entry.pid);
-      summary.processes++;
-    });
-  }
+  // All at once: each gets SIGTERM and a grace period, and the waits overlap.
+  await Promise.all(
+    (record?.pids ?? []).map((entry) =>
+      attempt(`stop ${entry.name} (pid ${entry.pid})`, async () => {
+        await stopPid(entry.pid);
+        summary.processes++;
+      }),
+    ),
+  );
 
   if (findInPath("virsh") !== undefined) {
     const domains = new Set(record?.domains ?? []);
@@ -64,18 +66,19 @@ export async function labDown(dir = LAB_DIR): Promise<TeardownSummary> {
       if (name.startsWith(LAB_PREFIX)) namespaces.add(name);
     }
   });
-  for (const name of namespaces) {
-    await attempt(`stop processes in ${name}`, async () => {
-      const { stdout } = await run("ip", ["netns", "pids", name], { okExitCodes: [0, 1] });
-      for (const pid of stdout
-        .split("\n")
-        .map(Number)
-        .filter((value) => Number.isInteger(value) && value > 1)) {
-        await stopPid(pid, 3000);
-        summary.processes++;
-      }
-    });
-  }
+  await Promise.all(
+    [...namespaces].map((name) =>
+      attempt(`stop processes in ${name}`, async () => {
+        const { stdout } = await run("ip", ["netns", "pids", name], { okExitCodes: [0, 1] });
+        const pids = stdout
+          .split("\n")
+          .map(Number)
+          .filter((value) => Number.isInteger(value) && value > 1);
+        await Promise.all(pids.map((pid) => stopPid(pid, 3000)));
+        summary.processes += pids.length;
+      }),
+    ),
+  );
 
   // Rules in the host's namespace (KVM labs); a namespace's own rules go with the namespace.
   const firewall = record?.firewall;

@@ -12,7 +12,7 @@ import {
 } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
 import type { DaemonHandle } from "../exec.js";
-import { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
+import { XapiConnection } from "../hypervisor/xenserver/xapi-connection.js";
 import type { VifReport } from "../protocol/schemas.js";
 import { NetnsGuest } from "./guest-netns.js";
 import type { LabOptions } from "./lab-options.js";
@@ -54,6 +54,8 @@ export function labGuests(count: number): LabGuest[] {
 class LabSession {
   readonly record: LabRecord = emptyLabRecord();
   readonly daemons: DaemonHandle[] = [];
+  readonly routers: Router[] = [];
+  readonly namespaces: Netns[] = [];
 
   constructor(
     readonly dir: string,
@@ -82,7 +84,9 @@ class LabSession {
   async namespace(name: string): Promise<Netns> {
     this.record.namespaces.push(name);
     this.save();
-    return Netns.createNamed(name);
+    const netns = await Netns.createNamed(name);
+    this.namespaces.push(netns);
+    return netns;
   }
 
   child(name: string, script: string, args: readonly string[]): { handle: DaemonHandle; log: string } {
@@ -125,8 +129,17 @@ export async function runLab(options: LabOptions, progress: LabProgress = () => 
     done = true;
     if (options.keep) {
       for (const daemon of session.daemons) daemon.unref();
+      for (const router of session.routers) router.unref();
+      for (const netns of session.namespaces) netns.release();
     } else {
-      await session.step("lab down", () => labDown(dir));
+      // Not a session step: the record it would save afterwards is what lab down just removed.
+      progress({ step: "lab down", status: "start" });
+      const summary = await labDown(dir);
+      progress({
+        step: "lab down",
+        status: summary.problems.length === 0 ? "done" : "fail",
+        detail: summary.problems.join("; ") || undefined,
+      });
     }
     return result;
   } catch (error) {
@@ -337,17 +350,23 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
       workDir: routerWork,
       reservations: reservationsFrom(reports, guests),
       raIntervalSeconds: 4,
+      detached: true,
     });
   });
   session.record.pids.push({ name: "router-dnsmasq", pid: realRouter.pid });
+  session.routers.push(realRouter);
 
-  const xen = new XenServerHypervisor({ url: sim.url, auth: { user: "root", password: "xenroot" } });
-  await xen.connect();
-  const netnsGuests = new Map<string, NetnsGuest>();
+  // The lab plays the cloud here, which starts VMs through XAPI itself (no event watching, so
+  // no long-poll keeps this process alive afterwards).
+  const xapi = new XapiConnection({ url: sim.url, auth: { user: "root", password: "xenroot" } });
+  await xapi.connect();
   let reports: Map<string, VifReport>;
   try {
     reports = await session.step("start VMs (vif<domid>.0 on dom0's bridge, rules first)", async () => {
-      for (const guest of guests) await xen.startVm(uuidOf.get(guest.name) as string);
+      for (const guest of guests) {
+        const ref = await xapi.call<string>("VM.get_by_uuid", uuidOf.get(guest.name));
+        await xapi.call("VM.start", ref, false, false);
+      }
       return mgmt.waitForVifReports(
         guests.map((guest) => guest.mac),
         (report) => report.state === "protected",
@@ -355,8 +374,9 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
       );
     });
   } finally {
-    await xen.close();
+    await xapi.close();
   }
+  const netnsGuests = new Map<string, NetnsGuest>();
   const guestWork = join(session.dir, "guests");
   mkdirSync(guestWork, { recursive: true });
   for (const guest of guests) {
@@ -369,6 +389,7 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
 
   const obtained = await session.step("DHCPv6: dhclient -6 -D LL in every guest", async () => {
     const results = await Promise.all(guests.map((guest) => (netnsGuests.get(guest.name) as NetnsGuest).requestAddress(20)));
+    recordDhclients(session, netnsGuests);
     return new Map(guests.map((guest, index) => [guest.name, results[index] as string[]]));
   });
 
@@ -392,6 +413,7 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
     for (const victim of victims) (netnsGuests.get(victim.name) as NetnsGuest).stopDhclient();
     await new Promise((resolve) => setTimeout(resolve, 500));
     await Promise.all(victims.map((victim) => (netnsGuests.get(victim.name) as NetnsGuest).requestAddress(20)));
+    recordDhclients(session, netnsGuests);
     return rogueRouterProcess;
   });
   const vifs = await session.step("drop counters (host.diagnose)", () => waitForDrops(mgmt, attacker.mac, 20_000));
@@ -435,6 +457,16 @@ async function runKvmLab(_session: LabSession, _options: LabOptions, _started: n
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** The guests' background dhclients go into the record, so `lab down` stops them by pid too. */
+function recordDhclients(session: LabSession, guests: ReadonlyMap<string, NetnsGuest>): void {
+  session.record.pids = session.record.pids.filter((entry) => !entry.name.startsWith("dhclient "));
+  for (const [name, guest] of guests) {
+    const pid = guest.dhclientPid();
+    if (pid !== undefined) session.record.pids.push({ name: `dhclient ${name}`, pid });
+  }
+  session.save();
+}
 
 function summarise(rows: LabGuestResult[], options: LabOptions, hypervisor: "kvm" | "xenserver", started: number): LabResult {
   const addressesOk = rows.every(guestOk);
