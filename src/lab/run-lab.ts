@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -11,18 +11,21 @@ import {
   parseMac,
 } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
-import type { DaemonHandle } from "../exec.js";
+import { type DaemonHandle, run } from "../exec.js";
 import { XapiConnection } from "../hypervisor/xenserver/xapi-connection.js";
 import type { VifReport } from "../protocol/schemas.js";
+import { buildGuestImage } from "./guest-image.js";
 import { NetnsGuest } from "./guest-netns.js";
 import type { LabOptions } from "./lab-options.js";
 import { CLI_PATH, startNodeChild, waitForJsonLine, XAPI_SIM_PATH } from "./lab-processes.js";
 import { attackerCountersOk, guestOk, type LabGuestResult, type LabResult } from "./lab-result.js";
 import { emptyLabRecord, LAB_DIR, LAB_PREFIX, type LabRecord, readLabRecord, writeLabRecord } from "./lab-state.js";
 import { labDown } from "./lab-teardown.js";
+import { ensureLibvirtd } from "./libvirtd.js";
 import { MgmtClient } from "./mgmt-client.js";
 import { Netns, vethBetween } from "./netns.js";
 import { Router } from "./router.js";
+import { VmConsole } from "./vm-console.js";
 
 /** Reports each step as it starts and ends (the CLI draws the live line). */
 export type LabProgress = (event: { step: string; status: "start" | "done" | "fail"; detail?: string }) => void;
@@ -434,6 +437,7 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
       device: report.device ?? vif?.device,
       expected: guest.expected,
       obtained: guest.role === "attacker" ? (obtained.get(guest.name) ?? []) : addresses,
+      dhcpClient: true,
       drops: vif?.drops ?? {},
     };
     if (guest.role === "victim") {
@@ -443,6 +447,7 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
         rogueAddressAbsent: !addresses.some((address) => inNetwork(address, rogue)),
         defaultRouteKept: routes.some((route) => route.destination === "default" && route.gateway === routerLinkLocal),
         addressKept: addresses.includes(guest.expected),
+        routersSeen: [...new Set(routes.filter((route) => route.destination === "default").map((route) => route.gateway ?? route.device))],
       };
     }
     rows.push(row);
@@ -452,8 +457,166 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
 
 // ------------------------------------------------------------------ KVM (real VMs)
 
-async function runKvmLab(_session: LabSession, _options: LabOptions, _started: number): Promise<LabResult> {
-  throw new V6Error("not_implemented", "KVM lab: coming");
+async function runKvmLab(session: LabSession, options: LabOptions, started: number): Promise<LabResult> {
+  const network = parseIpv6Network(LAB_NETWORK);
+  const guests = labGuests(options.guests);
+  const attacker = guests.at(-1) as LabGuest;
+  const victims = guests.slice(0, -1);
+  const uplink = `${LAB_PREFIX}-up`;
+
+  const router = await session.step("router namespace, uplink veth, libvirtd, guest image", async () => {
+    const router = await session.namespace(`${LAB_PREFIX}-rt`);
+    session.record.hostLinks.push(uplink);
+    session.save();
+    // libvirt's taps live in the host's namespace, so the guest bridge does too; its only uplink
+    // is this veth, whose peer is the router namespace's eth0 (never the machine's own uplink).
+    await run("ip", ["link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", router.name]);
+    await run("ip", ["link", "set", uplink, "up"]);
+    await router.exec("ip", ["link", "set", "eth0", "up"]);
+    await ensureLibvirtd();
+    return router;
+  });
+  const image = await buildGuestImage();
+
+  const { mgmt, agentsUrl, tokenFile } = await session.step(
+    "management server (v6agent mgmt)",
+    () => startManagement(session),
+    (value) => value.mgmt.apiUrl,
+  );
+  await session.step(`agent daemon (v6agent run, kvm, ${options.backend})`, () =>
+    startAgent(
+      session,
+      mgmt,
+      agentConfigYaml({
+        agentsUrl,
+        tokenFile,
+        stateDir: join(session.dir, "state"),
+        backend: options.backend,
+        // Software emulation: a nested KVM guest hangs at boot on these machines.
+        hypervisor: ["kind: kvm", "uri: qemu:///system", "domainType: qemu"],
+        uplink,
+      }),
+    ),
+  );
+  const ensured = await session.step(
+    `network.ensure ${LAB_NETWORK}`,
+    () => mgmt.call(HOST_ID, "network.ensure", { networkId: NETWORK_ID, prefix: LAB_NETWORK, gateway: LAB_ROUTER }),
+    (value) => `bridge ${value.bridge}`,
+  );
+  session.record.hostLinks.push(ensured.bridge);
+  session.record.firewall = { backend: options.backend, bridges: [ensured.bridge] };
+  session.save();
+
+  const routerWork = join(session.dir, "router");
+  mkdirSync(routerWork, { recursive: true });
+  const realRouter = await session.step("router: dnsmasq RA (M flag) + DHCPv6", () =>
+    Router.start({
+      netns: router,
+      interface: "eth0",
+      network,
+      gateway: LAB_ROUTER,
+      workDir: routerWork,
+      raIntervalSeconds: 4,
+      detached: true,
+    }),
+  );
+  session.record.pids.push({ name: "router-dnsmasq", pid: realRouter.pid });
+  session.routers.push(realRouter);
+  const routerLinkLocal = await linkLocalOf(router, "eth0");
+
+  const consoles = new Map<string, VmConsole>();
+  const deploy = async (guest: LabGuest, cmdline: string) => {
+    session.record.domains.push(guest.name);
+    session.save();
+    await mgmt.call(HOST_ID, "vm.deploy", {
+      uuid: randomUUID(),
+      name: guest.name,
+      memoryMiB: 256,
+      vcpus: 1,
+      boot: { kind: "kernel", kernel: image.kernel, initrd: image.initrd, cmdline },
+      nics: [{ networkId: NETWORK_ID, mac: guest.mac, ipv6: [guest.expected] }],
+    });
+    consoles.set(guest.name, await VmConsole.open(guest.name));
+  };
+  try {
+    // The attacker boots first, so its rogue dnsmasq is already sending RAs and answering
+    // Solicits when the victims ask: every attack meets the agent's rules, not an empty wire.
+    await session.step(`attacker VM ${attacker.name}: rogue RA + DHCPv6 (${ROGUE_NETWORK}) from boot`, async () => {
+      await deploy(attacker, `${image.cmdline} v6agent.rogue=${ROGUE_NETWORK}`);
+      await (consoles.get(attacker.name) as VmConsole).waitFor(
+        "the rogue dnsmasq's first RA",
+        (parsed) => (parsed.rogue.has("eth0") && (consoles.get(attacker.name) as VmConsole).contains("RTR-ADVERT") ? true : undefined),
+        150_000,
+      );
+    });
+    const reports = await session.step(`victim VMs ×${victims.length} (vm.deploy), reservations from vif.report`, async () => {
+      for (const victim of victims) await deploy(victim, image.cmdline);
+      const reports = await mgmt.waitForVifReports(
+        guests.map((guest) => guest.mac),
+        (report) => report.state === "protected",
+        60_000,
+      );
+      await realRouter.setReservations(reservationsFrom(reports, guests));
+      return reports;
+    });
+    await session.step("DHCPv6: dhclient -6 -D LL in every victim, RA default route", () =>
+      Promise.all(
+        victims.map((victim) =>
+          (consoles.get(victim.name) as VmConsole).waitFor(
+            `${victim.name}'s reserved address and default route`,
+            (parsed) => {
+              const net = parsed.network.get("eth0");
+              return net?.addresses.includes(victim.expected) && net.routers.includes(routerLinkLocal) ? net : undefined;
+            },
+            150_000,
+          ),
+        ),
+      ),
+    );
+    // A few more rogue RAs (every 4 s) reach the victims' ports while they watch.
+    const vifs = await session.step("drop counters (host.diagnose)", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 8000));
+      return waitForDrops(mgmt, attacker.mac, 30_000);
+    });
+
+    const rows: LabGuestResult[] = guests.map((guest) => {
+      const parsed = (consoles.get(guest.name) as VmConsole).parsed();
+      const report = reports.get(guest.mac) as VifReport;
+      const vif = vifs.get(guest.mac);
+      const everAddresses = [...(parsed.everAddresses.get("eth0") ?? [])];
+      const everRouters = [...(parsed.everRouters.get("eth0") ?? [])];
+      const now = parsed.network.get("eth0");
+      const row: LabGuestResult = {
+        name: guest.name,
+        role: guest.role,
+        mac: guest.mac,
+        duidLL: duidLl(guest.mac),
+        linkLocal: parsed.linkLocal.get("eth0") ?? report.linkLocal,
+        device: report.device ?? vif?.device,
+        expected: guest.expected,
+        obtained: guest.role === "attacker" ? [] : (now?.addresses ?? []),
+        dhcpClient: guest.role === "victim",
+        drops: vif?.drops ?? {},
+      };
+      if (guest.role === "victim") {
+        row.attack = {
+          rogueRouteAbsent: !everRouters.some((router) => router !== routerLinkLocal),
+          rogueAddressAbsent: !everAddresses.some((address) => inNetwork(address, parseIpv6Network(ROGUE_NETWORK))),
+          defaultRouteKept: now?.routers.includes(routerLinkLocal) === true,
+          addressKept: now?.addresses.includes(guest.expected) === true,
+          routersSeen: everRouters,
+        };
+      }
+      return row;
+    });
+    return summarise(rows, options, "kvm", started);
+  } finally {
+    // Kept beside the record for whoever explores a --keep lab (or a failed one's log).
+    for (const [name, vmConsole] of consoles) {
+      writeFileSync(join(session.dir, `${name}.console`), vmConsole.output());
+      vmConsole.close();
+    }
+  }
 }
 
 // ------------------------------------------------------------------ helpers
