@@ -16,12 +16,6 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 const EXIT_NOT_IMPLEMENTED = 3;
 
-function notImplemented(name: string): () => never {
-  return () => {
-    throw new V6Error("not_implemented", `'v6agent ${name}' is not implemented yet`);
-  };
-}
-
 export function buildProgram(): Command {
   const program = new Command("v6agent")
     .description("Host agent for IPv6 shared networks on KVM and XenServer hypervisors")

@@ -29,6 +29,8 @@ export interface LabResult {
   guestKind: "vm" | "netns";
   backend: "nft" | "xtables";
   network: string;
+  /** The bridge network.ensure made (in the host's namespace on KVM, in dom0's on XenServer). */
+  bridge: string;
   router: string;
   roguePrefix: string;
   guests: LabGuestResult[];

@@ -452,7 +452,7 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
     }
     rows.push(row);
   }
-  return summarise(rows, options, "xenserver", started);
+  return summarise(rows, options, "xenserver", ensured.bridge, started);
 }
 
 // ------------------------------------------------------------------ KVM (real VMs)
@@ -609,7 +609,7 @@ async function runKvmLab(session: LabSession, options: LabOptions, started: numb
       }
       return row;
     });
-    return summarise(rows, options, "kvm", started);
+    return summarise(rows, options, "kvm", ensured.bridge, started);
   } finally {
     // Kept beside the record for whoever explores a --keep lab (or a failed one's log).
     for (const [name, vmConsole] of consoles) {
@@ -631,7 +631,13 @@ function recordDhclients(session: LabSession, guests: ReadonlyMap<string, NetnsG
   session.save();
 }
 
-function summarise(rows: LabGuestResult[], options: LabOptions, hypervisor: "kvm" | "xenserver", started: number): LabResult {
+function summarise(
+  rows: LabGuestResult[],
+  options: LabOptions,
+  hypervisor: "kvm" | "xenserver",
+  bridge: string,
+  started: number,
+): LabResult {
   const addressesOk = rows.every(guestOk);
   const attacksDropped = rows.every((row) =>
     row.attack === undefined
@@ -644,6 +650,7 @@ function summarise(rows: LabGuestResult[], options: LabOptions, hypervisor: "kvm
     guestKind: options.guestKind,
     backend: options.backend,
     network: LAB_NETWORK,
+    bridge,
     router: LAB_ROUTER,
     roguePrefix: ROGUE_NETWORK,
     guests: rows,
