@@ -3,7 +3,7 @@ import { findInPath } from "../diag/tools.js";
 import { run } from "../exec.js";
 import { createFirewall } from "../firewall/index.js";
 import { stopPid } from "./lab-processes.js";
-import { LAB_DIR, LAB_PREFIX, type LabRecord, readLabRecord } from "./lab-state.js";
+import { LAB_DIR, LAB_PREFIX, readLabRecord } from "./lab-state.js";
 import { deleteNamespace } from "./netns.js";
 
 /** What `lab down` removed, for its report. */
