@@ -34,7 +34,15 @@ function terminalProgress(stream: NodeJS.WriteStream): LabProgress {
   };
 }
 
+/** Root's tools live in the sbin directories; preflight looks there, so the lab runs them from there too. */
+function withSbinInPath(): void {
+  const path = (process.env.PATH ?? "").split(":").filter(Boolean);
+  for (const directory of ["/usr/sbin", "/sbin"]) if (!path.includes(directory)) path.push(directory);
+  process.env.PATH = path.join(":");
+}
+
 export async function runLabCommand(options: LabCommandOptions): Promise<void> {
+  withSbinInPath();
   const kvmAvailable = labTools("kvm", "nft").every((tool) => findInPath(tool.command) !== undefined);
   const labOptions = parseLabOptions(options, { kvmAvailable });
   assertLabCanRun(labTools(labOptions.hypervisor, labOptions.backend));
