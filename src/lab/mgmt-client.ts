@@ -24,15 +24,6 @@ export class MgmtClient {
     return body.connected === true;
   }
 
-  async waitForAgent(hostId: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await this.agentConnected(hostId).catch(() => false)) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new V6Error("timeout", `the lab's agent ${hostId} did not connect to the management server within ${timeoutMs} ms`);
-  }
-
   /** Sends a command to an agent; an agent's JSON-RPC error becomes a V6Error with its message. */
   async call<M extends MethodName>(hostId: string, method: M, params: unknown, timeoutMs = 120_000): Promise<MethodResult<M>> {
     const response = await fetch(`${this.apiUrl}/v1/agents/${encodeURIComponent(hostId)}/commands`, {
