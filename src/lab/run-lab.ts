@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   duidLl,
@@ -19,7 +19,7 @@ import { NetnsGuest } from "./guest-netns.js";
 import type { LabOptions } from "./lab-options.js";
 import { CLI_PATH, startNodeChild, waitForJsonLine, XAPI_SIM_PATH } from "./lab-processes.js";
 import { attackerCountersOk, guestOk, type LabGuestResult, type LabResult } from "./lab-result.js";
-import { emptyLabRecord, LAB_DIR, LAB_PREFIX, type LabRecord, readLabRecord, writeLabRecord } from "./lab-state.js";
+import { emptyLabRecord, LAB_DIR, LAB_PREFIX, type LabRecord, labRecordPath, writeLabRecord } from "./lab-state.js";
 import { labDown } from "./lab-teardown.js";
 import { ensureLibvirtd } from "./libvirtd.js";
 import { MgmtClient } from "./mgmt-client.js";
@@ -111,7 +111,8 @@ class LabSession {
  */
 export async function runLab(options: LabOptions, progress: LabProgress = () => {}): Promise<LabResult> {
   const dir = options.dir ?? LAB_DIR;
-  if (readLabRecord(dir) !== undefined || existsSync(join(dir, "lab.json"))) {
+  // Even an unreadable record means a lab (or a half-removed one) is there.
+  if (existsSync(labRecordPath(dir))) {
     throw new V6Error("conflict", `a lab is already up (${dir}/lab.json): run 'v6agent lab down' first`);
   }
   const started = Date.now();
@@ -218,7 +219,6 @@ async function startAgent(session: LabSession, mgmt: MgmtClient, yaml: string): 
   const deadline = Date.now() + 60_000;
   while (!(await mgmt.agentConnected(HOST_ID).catch(() => false))) {
     if (exited || Date.now() > deadline) {
-      const { readFileSync } = await import("node:fs");
       throw new V6Error(
         "host_failure",
         `the lab's agent ${exited ? "exited" : "did not connect"}: ${readFileSync(log, "utf8").trim().slice(-1500)}`,
