@@ -90,6 +90,8 @@ export interface DaemonHandle {
   signal(signal: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the child is gone. */
   stop(graceMs?: number): Promise<void>;
+  /** Lets this process exit while the child keeps running (with `detached`: `v6agent lab --keep`). */
+  unref(): void;
 }
 
 export interface DaemonOptions {
@@ -97,6 +99,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Receives the child's stdout and stderr (a file descriptor from fs.openSync); default: discarded. */
   outputFd?: number;
+  /** Own session and process group: a Ctrl-C meant for the caller does not reach the child. */
+  detached?: boolean;
 }
 
 export function startDaemon(command: string, args: readonly string[], options: DaemonOptions = {}): DaemonHandle {
@@ -105,6 +109,7 @@ export function startDaemon(command: string, args: readonly string[], options: D
   const child = spawn(argv[0] as string, argv.slice(1), {
     stdio: ["ignore", output, output],
     env: options.env ?? process.env,
+    detached: options.detached === true,
   });
   if (child.pid === undefined) {
     throw new CommandError(argv, null, "", "could not be started");
@@ -131,6 +136,9 @@ export function startDaemon(command: string, args: readonly string[], options: D
       const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+    unref() {
+      child.unref();
     },
   };
 }

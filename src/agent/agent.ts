@@ -17,6 +17,7 @@ import {
   withoutNetwork,
   withoutNic,
 } from "./desired-state.js";
+import { failpoint } from "./failpoint.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
@@ -221,6 +222,7 @@ export class Agent {
           this.pending.set(device, pendingPort);
           await this.deps.firewall.upsertPort(guestPort(this.desired, pendingPort));
         }
+        failpoint("nic.plug:after-rules");
         if (!alreadyAttached) {
           await this.deps.hypervisor.attachNic(vmUuid, {
             bridge: network.bridge,
@@ -229,6 +231,7 @@ export class Agent {
             ...(device === undefined ? {} : { device }),
           });
         }
+        failpoint("nic.plug:after-attach");
       } catch (error) {
         await this.commit(previous);
         throw error;
@@ -236,7 +239,9 @@ export class Agent {
         if (device !== undefined) this.pending.delete(device);
       }
       await this.reconcileVmLocked(vmUuid);
-      return this.currentReport(vmUuid, nic.mac);
+      const report = this.currentReport(vmUuid, nic.mac);
+      failpoint("nic.plug:before-report");
+      return report;
     });
   }
 

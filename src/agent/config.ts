@@ -22,6 +22,8 @@ export interface AgentConfig {
   logLevel: LogLevel;
   metrics: { listen?: ListenAddress };
   netns?: string;
+  /** Interval of the safety-net reconcile (events do the real-time work). */
+  reconcileSeconds: number;
 }
 
 export interface ManagementConfig {
@@ -38,7 +40,7 @@ export interface ManagementConfig {
 }
 
 export type HypervisorConfig =
-  | { kind: "kvm"; uri: string }
+  | { kind: "kvm"; uri: string; domainType: "kvm" | "qemu" }
   | { kind: "xenserver"; xapi: { url: string; username: string; passwordFile: string; allowSelfSigned: boolean } };
 
 export type FirewallBackendChoice = "auto" | "nft" | "xtables";
@@ -107,6 +109,12 @@ export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
   { field: "hypervisor.kind", type: "`kvm` | `xenserver`", default: "kvm", description: "Which hypervisor backend runs on this host." },
   { field: "hypervisor.uri", type: "libvirt URI", default: "qemu:///system", description: "libvirt connection (kvm only)." },
   {
+    field: "hypervisor.domainType",
+    type: "`kvm` | `qemu`",
+    default: "kvm",
+    description: "libvirt domain type of deployed VMs; `qemu` is software emulation for hosts without /dev/kvm (labs, CI).",
+  },
+  {
     field: "hypervisor.xapi.url",
     type: "`https://` or `http://` URL",
     default: "required for xenserver",
@@ -147,6 +155,12 @@ export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
     default: "none",
     description: "Run the host side inside this named namespace (lab and tests).",
   },
+  {
+    field: "reconcileSeconds",
+    type: "integer 1–86400",
+    default: "60",
+    description: "Interval of the safety-net reconcile (restores rules removed by hand); events act at once.",
+  },
 ];
 
 /** Facts the defaults come from, passed in so parsing stays pure. */
@@ -169,6 +183,7 @@ export function parseAgentConfig(raw: unknown, environment: ConfigEnvironment): 
     "logLevel",
     "metrics",
     "netns",
+    "reconcileSeconds",
   ]);
   const config: AgentConfig = {
     hostId: root.hostId === undefined ? defaultHostId(environment) : hostId(root.hostId, "hostId"),
@@ -185,6 +200,7 @@ export function parseAgentConfig(raw: unknown, environment: ConfigEnvironment): 
     stateDir: root.stateDir === undefined ? "/var/lib/v6agent" : absolutePath(root.stateDir, "stateDir"),
     logLevel: oneOf(root.logLevel ?? "info", "logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
     metrics: metrics(root.metrics),
+    reconcileSeconds: root.reconcileSeconds === undefined ? 60 : integer(root.reconcileSeconds, "reconcileSeconds", 1, 86_400),
   };
   if (root.netns !== undefined) config.netns = namespaceName(root.netns, "netns");
   return config;
@@ -315,16 +331,18 @@ function isLoopbackHost(host: string): boolean {
 }
 
 function hypervisor(input: unknown): HypervisorConfig {
-  const raw = object(input ?? {}, "hypervisor", ["kind", "uri", "xapi"]);
+  const raw = object(input ?? {}, "hypervisor", ["kind", "uri", "domainType", "xapi"]);
   const kind = oneOf(raw.kind ?? "kvm", "hypervisor.kind", ["kvm", "xenserver"] as const);
   if (kind === "kvm") {
     if (raw.xapi !== undefined) throw new InvalidArgumentError("hypervisor.xapi", "only for hypervisor.kind: xenserver");
-    if (raw.uri === undefined) return { kind, uri: "qemu:///system" };
+    const domainType = oneOf(raw.domainType ?? "kvm", "hypervisor.domainType", ["kvm", "qemu"] as const);
+    if (raw.uri === undefined) return { kind, uri: "qemu:///system", domainType };
     if (typeof raw.uri !== "string" || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(raw.uri)) {
       throw new InvalidArgumentError("hypervisor.uri", `${JSON.stringify(raw.uri)} is not a libvirt URI (e.g. qemu:///system)`);
     }
-    return { kind, uri: raw.uri };
+    return { kind, uri: raw.uri, domainType };
   }
+  if (raw.domainType !== undefined) throw new InvalidArgumentError("hypervisor.domainType", "only for hypervisor.kind: kvm");
   if (raw.uri !== undefined)
     throw new InvalidArgumentError("hypervisor.uri", "only for hypervisor.kind: kvm (XenServer uses hypervisor.xapi)");
   if (raw.xapi === undefined)

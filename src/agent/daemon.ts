@@ -24,8 +24,6 @@ import type { NetworkProvisioner } from "./network-provisioner.js";
 import { StateStore } from "./state-store.js";
 import { XapiNetworkProvisioner } from "./xenserver-networks.js";
 
-/** The periodic safety-net reconcile (events do the real-time work). */
-const PERIODIC_RECONCILE_MS = 60_000;
 /** How long SIGTERM waits for in-flight commands before aborting them. */
 const STOP_GRACE_MS = 20_000;
 
@@ -51,7 +49,7 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   let hypervisor: Hypervisor;
   let networks: NetworkProvisioner;
   if (config.hypervisor.kind === "kvm") {
-    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, logger });
+    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, domainType: config.hypervisor.domainType, logger });
     networks = new HostBridgeProvisioner({
       ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
       ...(config.network.mtu === undefined ? {} : { mtu: config.network.mtu }),
@@ -212,7 +210,7 @@ export async function runDaemon(configPath: string): Promise<number> {
         metrics.setDrops(await parts.firewall.counters());
       })
       .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
-  }, PERIODIC_RECONCILE_MS);
+  }, config.reconcileSeconds * 1000);
 
   return new Promise<number>((resolve) => {
     let stopping = false;

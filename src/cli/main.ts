@@ -9,17 +9,12 @@ import { addrReport, formatAddrReport } from "./addr.js";
 import { type DiagCommandOptions, runDiag } from "./diag.js";
 import { CliExit } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
+import { type LabCommandOptions, runLabCommand, runLabDownCommand } from "./lab.js";
 
 /** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 const EXIT_NOT_IMPLEMENTED = 3;
-
-function notImplemented(name: string): () => never {
-  return () => {
-    throw new V6Error("not_implemented", `'v6agent ${name}' is not implemented yet`);
-  };
-}
 
 export function buildProgram(): Command {
   const program = new Command("v6agent")
@@ -58,10 +53,25 @@ export function buildProgram(): Command {
     .option("--json", "print machine-readable JSON")
     .action((options: DiagCommandOptions) => runDiag(options));
 
-  program
+  const lab = program
     .command("lab")
-    .description("build a one-machine IPv6 cloud in namespaces and play the whole sequence")
-    .action(notImplemented("lab"));
+    .description("build a one-machine IPv6 cloud (management server, agent, router, guests) and play the whole sequence, attacks included")
+    .option("--guests <n>", "guests; the last one attacks the others (2 to 8)", "2")
+    .option("--backend <backend>", "firewall backend of the lab's agent: nft or xtables", "nft")
+    .option("--hypervisor <kind>", "kvm (real VMs via libvirt/QEMU; the default when installed) or xenserver (the XAPI simulator)")
+    .option("--guest-kind <kind>", "vm (KVM) or netns (implies --hypervisor xenserver: the simulated dom0 plugs namespaces in)")
+    .option("--keep", "leave the lab up for exploring ('v6agent lab down' removes it)")
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      "\nNetwork-namespace guests need a hypervisor that gives a namespace a port on the guest bridge. The XenServer\nsimulator's dom0 does (a real vif<domid>.0 veth per VIF), libvirt does not: --guest-kind netns therefore\nmeans --hypervisor xenserver, and --hypervisor kvm --guest-kind netns is refused.\nSee docs/lab.md.",
+    )
+    .action((options: LabCommandOptions) => runLabCommand(options));
+  lab
+    .command("down")
+    .description("remove every trace of the lab: processes, domains, bridges, veths, namespaces, rules")
+    .option("--json", "print what was removed as JSON")
+    .action((options: { json?: boolean }) => runLabDownCommand(options));
 
   program
     .command("guest-config")

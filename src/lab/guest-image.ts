@@ -16,8 +16,18 @@ import { buildCpio, type CpioEntry } from "./cpio.js";
  *   V6GUEST ll <ifname> <link-local>          once the link-local address is no longer tentative
  *   V6GUEST addr <ifname> <address>           when dhclient -6 -D LL binds a DHCPv6 address
  *   V6GUEST global <ifname> <address>...      every global address on the NIC right after that
+ *   V6GUEST net <ifname> addrs=<a,b|-> routers=<r,s|->
+ *                                             every 2 s per NIC: its global addresses and the
+ *                                             next hops of its default routes (from RAs)
  *
  * and then keeps running, so the VM can be stopped and started again.
+ *
+ * Rogue mode: with `v6agent.rogue=<prefix>::/64` on the kernel command line the guest plays a
+ * rogue router on its first NIC (eth0): it gives itself `<prefix>::1`, runs no DHCP client there,
+ * and runs a real dnsmasq sending RAs (M flag, router lifetime 1800 s, every 4 s) and answering
+ * any DHCPv6 Solicit from `<prefix>::100`-`<prefix>::1ff`; dnsmasq logs to the console
+ * (`dnsmasq...` lines) and the guest prints `V6GUEST rogue eth0 <prefix>::/64` once it starts.
+ * The prefix must be written with a trailing `::` (e.g. 2001:db8:66::/64).
  */
 export interface GuestImage {
   kernel: string;
@@ -50,13 +60,43 @@ for module in ${MODULES.join(" ")}; do
 done
 ip link set lo up
 echo "${GUEST_CONSOLE_PREFIX} boot" > /dev/console
+rogue=$(sed -n 's/.*v6agent\\.rogue=\\([0-9a-fA-F:]*::\\)\\/64.*/\\1/p' /proc/cmdline)
+report_network() {
+  routes=$(ip -6 route show default 2>/dev/null | sed -n 's/.*via \\([^ ]*\\) dev \\([^ ]*\\).*/\\2 \\1/p')
+  for path in /sys/class/net/eth*; do
+    [ -e "$path" ] || continue
+    nic=\${path##*/}
+    addrs=$(ip -6 addr show dev "$nic" scope global 2>/dev/null | sed -n 's/.*inet6 \\([^/ ]*\\).*/\\1/p' | tr '\\n' ',')
+    routers=$(echo "$routes" | sed -n "s/^$nic //p" | tr '\\n' ',')
+    addrs=\${addrs%,}
+    routers=\${routers%,}
+    echo "${GUEST_CONSOLE_PREFIX} net $nic addrs=\${addrs:--} routers=\${routers:--}" > /dev/console
+  done
+}
+start_rogue() {
+  nic=$1
+  echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
+  echo 0 > /proc/sys/net/ipv6/conf/$nic/accept_dad
+  ip link set "$nic" up
+  ip -6 addr add "\${rogue}1/64" dev "$nic"
+  echo "${GUEST_CONSOLE_PREFIX} rogue $nic \${rogue}/64" > /dev/console
+  exec dnsmasq --keep-in-foreground --log-facility=- --log-dhcp --user=root --group=root --port=0 \\
+    --no-resolv --no-hosts --pid-file= --dhcp-leasefile=/var/lib/dhcp/rogue.leases \\
+    --interface="$nic" --enable-ra --ra-param="$nic,4,1800" \\
+    --dhcp-range="\${rogue}100,\${rogue}1ff,64,1h" > /dev/console 2>&1
+}
 seen=" "
+tick=0
 while true; do
   for path in /sys/class/net/eth*; do
     [ -e "$path" ] || continue
     nic=\${path##*/}
     case "$seen" in *" $nic "*) continue ;; esac
     seen="$seen$nic "
+    if [ -n "$rogue" ] && [ "$nic" = eth0 ]; then
+      start_rogue "$nic" &
+      continue
+    fi
     (
       ip link set "$nic" up
       tries=0
@@ -75,6 +115,8 @@ while true; do
         -lf /var/lib/dhcp/$nic.leases -pf /run/dhclient6.$nic.pid "$nic" > /dev/null 2>&1
     ) &
   done
+  tick=$((tick + 1))
+  [ $((tick % 2)) -eq 0 ] && report_network
   sleep 1
 done
 `;
@@ -145,15 +187,17 @@ export async function buildGuestImage(options: { cacheDir?: string } = {}): Prom
   const { kernel, version } = findKernel();
   const busybox = "/bin/busybox";
   const dhclient = "/sbin/dhclient";
+  const dnsmasq = "/usr/sbin/dnsmasq";
   for (const [path, pkg] of [
     [busybox, "busybox-static"],
     [dhclient, "isc-dhcp-client"],
+    [dnsmasq, "dnsmasq-base"],
   ] as const) {
     if (!existsSync(path)) throw new V6Error("host_failure", `${path} is missing: install the Debian package ${pkg}`);
   }
-  const libraries = await sharedLibraries(dhclient);
+  const libraries = [...new Set([...(await sharedLibraries(dhclient)), ...(await sharedLibraries(dnsmasq))])];
   const modules = modulePaths(version);
-  const key = fingerprint([kernel, busybox, dhclient, ...libraries, ...modules]);
+  const key = fingerprint([kernel, busybox, dhclient, dnsmasq, ...libraries, ...modules]);
   const root = options.cacheDir ?? join(tmpdir(), "v6agent-guest-images");
   const directory = join(root, key);
   const image: GuestImage = {
@@ -181,6 +225,7 @@ export async function buildGuestImage(options: { cacheDir?: string } = {}): Prom
   const applets = ["sh", "mount", "insmod", "ip", "sleep", "sed", "grep", "tr", "cat", "echo", "ls", "ps", "poweroff"];
   for (const applet of applets) entries.push({ kind: "symlink", path: `bin/${applet}`, target: "busybox" });
   entries.push({ kind: "file", path: "bin/dhclient", data: readFileSync(dhclient), mode: 0o755 });
+  entries.push({ kind: "file", path: "bin/dnsmasq", data: readFileSync(dnsmasq), mode: 0o755 });
   for (const library of libraries) {
     addDirectory(library.slice(0, library.lastIndexOf("/")));
     entries.push({ kind: "file", path: library, data: readFileSync(library), mode: 0o755 });
@@ -189,6 +234,9 @@ export async function buildGuestImage(options: { cacheDir?: string } = {}): Prom
   entries.push({ kind: "file", path: "init", data: Buffer.from(INIT), mode: 0o755 });
   entries.push({ kind: "file", path: "bin/dhclient-script", data: Buffer.from(DHCLIENT_SCRIPT), mode: 0o755 });
   entries.push({ kind: "file", path: "etc/dhclient.conf", data: Buffer.alloc(0) });
+  // dnsmasq looks its --user/--group up (glibc's built-in files NSS reads these).
+  entries.push({ kind: "file", path: "etc/passwd", data: Buffer.from("root:x:0:0:root:/:/bin/sh\n") });
+  entries.push({ kind: "file", path: "etc/group", data: Buffer.from("root:x:0:\n") });
 
   mkdirSync(directory, { recursive: true });
   for (const path of [root, directory]) chmodSync(path, 0o755);
@@ -211,11 +259,43 @@ export interface GuestConsole {
   addresses: Map<string, string[]>;
   /** The global addresses each NIC had right after its last bind. */
   globals: Map<string, string[]>;
+  /** Each NIC's latest periodic `net` line: global addresses and default routers now. */
+  network: Map<string, GuestNetwork>;
+  /** Every global address / default router any `net` line ever showed per NIC (to prove absence). */
+  everAddresses: Map<string, Set<string>>;
+  everRouters: Map<string, Set<string>>;
+  /** NICs on which the guest started a rogue dnsmasq, with the prefix it serves. */
+  rogue: Map<string, string>;
+}
+
+export interface GuestNetwork {
+  addresses: string[];
+  routers: string[];
+}
+
+function listValue(field: string | undefined, name: string): string[] {
+  if (field === undefined || !field.startsWith(`${name}=`)) return [];
+  const value = field.slice(name.length + 1);
+  return value === "-" || value === "" ? [] : value.split(",");
 }
 
 /** Reads what the guest's init reported on its serial console. */
 export function parseGuestConsole(text: string): GuestConsole {
-  const result: GuestConsole = { boots: 0, linkLocal: new Map(), addresses: new Map(), globals: new Map() };
+  const result: GuestConsole = {
+    boots: 0,
+    linkLocal: new Map(),
+    addresses: new Map(),
+    globals: new Map(),
+    network: new Map(),
+    everAddresses: new Map(),
+    everRouters: new Map(),
+    rogue: new Map(),
+  };
+  const remember = (map: Map<string, Set<string>>, nic: string, values: string[]) => {
+    const set = map.get(nic) ?? new Set<string>();
+    for (const value of values) set.add(value);
+    map.set(nic, set);
+  };
   for (const raw of text.split(/\r?\n/)) {
     const at = raw.indexOf(`${GUEST_CONSOLE_PREFIX} `);
     if (at < 0) continue;
@@ -225,6 +305,12 @@ export function parseGuestConsole(text: string): GuestConsole {
     else if (kind === "addr" && nic !== undefined && values[0] !== undefined) {
       result.addresses.set(nic, [...(result.addresses.get(nic) ?? []), values[0]]);
     } else if (kind === "global" && nic !== undefined) result.globals.set(nic, values);
+    else if (kind === "net" && nic !== undefined) {
+      const network = { addresses: listValue(values[0], "addrs"), routers: listValue(values[1], "routers") };
+      result.network.set(nic, network);
+      remember(result.everAddresses, nic, network.addresses);
+      remember(result.everRouters, nic, network.routers);
+    } else if (kind === "rogue" && nic !== undefined && values[0] !== undefined) result.rogue.set(nic, values[0]);
   }
   return result;
 }

@@ -67,6 +67,34 @@ export class NetnsGuest {
     return new NetnsGuest(netns, config);
   }
 
+  /**
+   * A guest whose namespace and NIC someone else made (the XAPI simulator's dom0 plugs the VIF
+   * into it): only dhclient and the queries are ours. `destroy()` still deletes the namespace.
+   */
+  static adopt(netns: Netns, config: NetnsGuestConfig): NetnsGuest {
+    return new NetnsGuest(netns, config);
+  }
+
+  /** The pid of the background dhclient, if one runs. */
+  dhclientPid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(this.files().pid, "utf8").trim());
+      return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stops the background dhclient, if one runs, leaving the addresses it configured. */
+  stopDhclient(): void {
+    try {
+      const pid = Number(readFileSync(this.files().pid, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 1) process.kill(pid, "SIGTERM");
+    } catch {
+      // never ran or gone
+    }
+  }
+
   get name(): string {
     return this.netns.name;
   }

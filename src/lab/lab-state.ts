@@ -20,8 +20,12 @@ export interface LabRecord {
   domains: string[];
   /** Processes to stop: the management server, the agent, the XAPI simulator. */
   pids: { name: string; pid: number }[];
-  /** Firewall backend the lab's agent used and the namespace it ran in (rules to remove). */
-  firewall?: { backend: "nft" | "xtables"; netns?: string };
+  /** Firewall backend the lab's agent used, the namespace it ran in and its bridges (rules to remove). */
+  firewall?: { backend: "nft" | "xtables"; netns?: string; bridges?: string[] };
+}
+
+export function emptyLabRecord(): LabRecord {
+  return { startedAt: new Date().toISOString(), namespaces: [], hostLinks: [], domains: [], pids: [] };
 }
 
 export function labRecordPath(dir = LAB_DIR): string {

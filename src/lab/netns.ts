@@ -47,6 +47,14 @@ export class Netns {
     await this.exec("sysctl", ["-q", "-w", `${key}=${value}`]);
   }
 
+  /**
+   * Keeps the namespace after this process exits (the exit hook would delete it): for
+   * `v6agent lab --keep`, whose record lets `lab down` delete it later.
+   */
+  release(): void {
+    live.delete(this.name);
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;

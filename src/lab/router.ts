@@ -25,6 +25,8 @@ export interface RouterConfig {
   raIntervalSeconds?: number;
   /** Router lifetime advertised in RAs, in seconds. Default 600. */
   routerLifetimeSeconds?: number;
+  /** dnsmasq in its own process group, so it can outlive the caller (`v6agent lab --keep`). */
+  detached?: boolean;
 }
 
 export interface Lease {
@@ -80,7 +82,7 @@ export class Router {
         "--log-dhcp",
         `--log-facility=${paths.log}`,
       ],
-      { netns: config.netns.name, outputFd: logFd },
+      { netns: config.netns.name, outputFd: logFd, detached: config.detached === true },
     );
     closeSync(logFd);
     const router = new Router(config, daemon, reservations);
@@ -127,6 +129,11 @@ export class Router {
 
   async stop(): Promise<void> {
     await this.daemon.stop();
+  }
+
+  /** Lets the caller exit while dnsmasq keeps serving (with `detached`). */
+  unref(): void {
+    this.daemon.unref();
   }
 
   /** dnsmasq is ready once it has written its pid file; fail early with its log if it died. */

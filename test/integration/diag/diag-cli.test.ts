@@ -172,7 +172,9 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         );
         expect(check(before, "bridge.xenbr0").message).toMatch(/bridge xenbr0 up, uplink eth0, 2 guest port\(s\)/);
         expect(check(before, `sysctl.${portA}`).status).toBe("ok");
-        expect(check(before, "firewall.bridge.xenbr0").message).toBe("bridge xenbr0 has rules (trusted eth0; unknown ports matching tap* vif* dropped)");
+        expect(check(before, "firewall.bridge.xenbr0").message).toBe(
+          "bridge xenbr0 has rules (trusted eth0; unknown ports matching tap* vif* dropped)",
+        );
         expect(check(before, `firewall.port.${portA}`).status).toBe("ok");
         expect(check(before, "firewall.ruleset").message).toBe(
           `live ${backend} rules are exactly the desired ones (1 bridge(s), 2 port(s))`,

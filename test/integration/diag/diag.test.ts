@@ -154,7 +154,11 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       await accepted.close();
       expect(accepted.check.status).toBe("ok");
       const kvm = await hypervisorCheck(
-        hypervisorProbe({ kind: "kvm", uri: "test:///nonexistent-v6diag" }, new KvmHypervisor({ uri: "test:///nonexistent-v6diag" }), true),
+        hypervisorProbe(
+          { kind: "kvm", uri: "test:///nonexistent-v6diag", domainType: "kvm" },
+          new KvmHypervisor({ uri: "test:///nonexistent-v6diag" }),
+          true,
+        ),
       );
       await kvm.close();
       expect(kvm.check).toMatchObject({ status: "fail", fix: expect.stringMatching(/virsh -c test:\/\/\/nonexistent-v6diag list/) });

@@ -39,7 +39,16 @@ describe.skipIf(skip !== undefined)("guest image", () => {
       writeFileSync(file, gunzipSync(readFileSync(image.initrd)));
       const { stdout } = await run("cpio", ["-t", "--quiet", "-F", file]);
       const names = stdout.trim().split("\n");
-      for (const name of ["init", "bin/busybox", "bin/dhclient", "bin/dhclient-script", "lib/modules/virtio_net.ko", "dev/console"]) {
+      for (const name of [
+        "init",
+        "bin/busybox",
+        "bin/dhclient",
+        "bin/dhclient-script",
+        "bin/dnsmasq",
+        "etc/passwd",
+        "lib/modules/virtio_net.ko",
+        "dev/console",
+      ]) {
         expect(names).toContain(name);
       }
       expect(names.some((name) => /^lib64\/ld-linux-x86-64\.so\.2$/.test(name))).toBe(true);
@@ -57,5 +66,21 @@ describe.skipIf(skip !== undefined)("guest image", () => {
     expect(report.linkLocal.get("eth0")).toBe("fe80::5054:ff:fe00:42");
     expect(report.addresses.get("eth0")).toEqual(["2001:db8::42"]);
     expect(report.globals.get("eth0")).toEqual(["2001:db8::42"]);
+  });
+
+  it("reads the periodic network lines and the rogue marker", () => {
+    const report = parseGuestConsole(
+      [
+        "V6GUEST rogue eth0 2001:db8:66::/64",
+        "V6GUEST net eth0 addrs=- routers=-",
+        "V6GUEST net eth1 addrs=2001:db8:66::124 routers=fe80::5054:ff:fe00:6601",
+        "V6GUEST net eth1 addrs=2001:db8::42,2001:db8::43 routers=fe80::1,fe80::2",
+      ].join("\n"),
+    );
+    expect(report.rogue.get("eth0")).toBe("2001:db8:66::/64");
+    expect(report.network.get("eth0")).toEqual({ addresses: [], routers: [] });
+    expect(report.network.get("eth1")).toEqual({ addresses: ["2001:db8::42", "2001:db8::43"], routers: ["fe80::1", "fe80::2"] });
+    expect([...(report.everAddresses.get("eth1") ?? [])]).toEqual(["2001:db8:66::124", "2001:db8::42", "2001:db8::43"]);
+    expect([...(report.everRouters.get("eth1") ?? [])]).toEqual(["fe80::5054:ff:fe00:6601", "fe80::1", "fe80::2"]);
   });
 });

@@ -40,12 +40,13 @@ describe("parseAgentConfig: defaults", () => {
         heartbeatSeconds: 15,
         timeoutSeconds: 45,
       },
-      hypervisor: { kind: "kvm", uri: "qemu:///system" },
+      hypervisor: { kind: "kvm", uri: "qemu:///system", domainType: "kvm" },
       network: {},
       firewall: { backend: "auto" },
       stateDir: "/var/lib/v6agent",
       logLevel: "info",
       metrics: {},
+      reconcileSeconds: 60,
     });
   });
 
@@ -151,6 +152,12 @@ describe("parseAgentConfig: every error names its field", () => {
     expectRefused({ ...minimal, hypervisor: { kind: "vmware" } }, "hypervisor.kind", /one of kvm, xenserver/);
     expectRefused({ ...minimal, firewall: { backend: "iptables" } }, "firewall.backend", /one of auto, nft, xtables/);
     expectRefused({ ...minimal, logLevel: "verbose" }, "logLevel", /one of fatal, error, warn, info, debug, trace/);
+    expectRefused({ ...minimal, hypervisor: { domainType: "xen" } }, "hypervisor.domainType", /one of kvm, qemu/);
+    expectRefused({ ...minimal, reconcileSeconds: 0 }, "reconcileSeconds", /1/);
+    expect(parseAgentConfig({ ...minimal, hypervisor: { domainType: "qemu" }, reconcileSeconds: 2 }, environment)).toMatchObject({
+      hypervisor: { domainType: "qemu" },
+      reconcileSeconds: 2,
+    });
   });
 
   it("hypervisor sections that do not belong to the kind", () => {
@@ -211,7 +218,7 @@ describe("packaging and docs", () => {
     const text = await readFile(new URL("../../../packaging/config.example.yaml", import.meta.url), "utf8");
     const config = parseAgentConfigText(text, environment, "config.example.yaml");
     expect(config.management.servers).toEqual(["wss://mgmt-1.example.net:8443/agent", "wss://mgmt-2.example.net:8443/agent"]);
-    expect(config.hypervisor).toEqual({ kind: "kvm", uri: "qemu:///system" });
+    expect(config.hypervisor).toEqual({ kind: "kvm", uri: "qemu:///system", domainType: "kvm" });
     expect(config.metrics.listen).toEqual({ host: "127.0.0.1", port: 9464 });
   });
 

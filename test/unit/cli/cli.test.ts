@@ -55,10 +55,13 @@ describe("v6agent CLI", () => {
     expect(io.err()).toMatch(/^v6agent: mac: "zz:54:00:12:34:56" is not a MAC address/);
   });
 
-  it.each(["lab"])("%s is an honest placeholder", async (command) => {
-    const io = capture();
-    expect(await main(argv(command))).toBe(3);
-    expect(io.err()).toContain("not implemented yet");
+  it("lab refuses bad flags before touching the host, naming the flag", async () => {
+    let io = capture();
+    expect(await main(argv("lab", "--guests", "1"))).toBe(1);
+    expect(io.err()).toMatch(/^v6agent: --guests: "1": expected an integer from 2 to 8 \(at least one victim and one attacker\)/);
+    io = capture();
+    expect(await main(argv("lab", "--hypervisor", "kvm", "--guest-kind", "netns"))).toBe(1);
+    expect(io.err()).toMatch(/^v6agent: --guest-kind: netns guests need a hypervisor that plugs a namespace into the guest bridge/);
   });
 
   it("--version prints the package version", async () => {

@@ -1,0 +1,69 @@
+// The real `v6agent run` daemon as a child process (from dist/, so `npm run build` first), with
+// its config written from an object, its output captured, and helpers to wait for its exit.
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+export const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  /** Everything it wrote so far (stdout and stderr, pino JSON lines). */
+  output(): string;
+  /** Resolves with the exit code (or the signal's name) once it exited. */
+  exited: Promise<number | string>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it is gone. */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+export function writeConfig(directory: string, config: unknown, name = "agent.yaml"): string {
+  const path = join(directory, name);
+  writeFileSync(path, stringify(config), { mode: 0o600 });
+  return path;
+}
+
+/** Starts `node dist/src/cli.js <args>`; `env` adds to this process's environment. */
+export function startCli(args: readonly string[], env: Record<string, string> = {}): DaemonProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
+  });
+  return {
+    child,
+    output: () => text,
+    exited,
+    async stop(graceMs = 30_000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        const result = await exited;
+        clearTimeout(timer);
+        return result;
+      }
+      return exited;
+    },
+  };
+}
+
+export function startAgentDaemon(configPath: string, env: Record<string, string> = {}): DaemonProcess {
+  return startCli(["run", "--config", configPath], env);
+}
+
+/** Polls `probe` every 200 ms until it returns a value (not undefined), or fails naming `what`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
