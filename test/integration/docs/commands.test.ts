@@ -38,6 +38,22 @@ const COMMANDS = new Map<string, Handling>([
   // README.md
   ["scripts/lab.sh", { kind: "cannot-run", reason: "builds and runs the whole lab (minutes, libvirtd); the lab's own e2e tests run it" }],
   ["scripts/test.sh", { kind: "cannot-run", reason: "runs every test, this one included (recursion)" }],
+  ...[
+    "node dist/src/cli.js lab",
+    "node dist/src/cli.js lab down",
+    "node dist/src/cli.js lab --keep",
+    "cat /run/v6agent-lab/lab.json",
+    "nft list table bridge v6agent",
+    "ip netns exec v6lab-host nft list table bridge v6agent",
+    "ip netns exec v6lab-g1 ip -6 addr show dev eth0",
+  ].map((command): [string, Handling] => [
+    command,
+    {
+      kind: "cannot-run",
+      reason:
+        "needs a lab up (minutes, libvirtd); test/e2e/lab.test.ts runs lab, --keep and lab down through the built CLI and checks what these show",
+    },
+  ]),
   ["v6agent addr 52:54:00:12:34:56 --prefix 2001:db8:1:1::/64", { kind: "run" }],
   ["v6agent guest-config --os systemd-networkd --mac 52:54:00:12:34:56 --nic ens3", { kind: "run" }],
   [
