@@ -23,6 +23,16 @@ import type { NetworkProvisioner } from "./network-provisioner.js";
 import { StateStore } from "./state-store.js";
 import { XapiNetworkProvisioner } from "./xenserver-networks.js";
 
+/**
+ * After an orderly stop the process must end even if a library still holds a handle (seen: the
+ * XenServer backend's HTTP keep-alive / event.from long poll kept `v6agent run` alive after
+ * SIGTERM). The timer is unref'd: it only fires when something else keeps the loop running,
+ * and leaves time for the last log lines to be written.
+ */
+function exitSoon(code: number): void {
+  setTimeout(() => process.exit(code), 1_000).unref();
+}
+
 /** How long SIGTERM waits for in-flight commands before aborting them. */
 const STOP_GRACE_MS = 20_000;
 
@@ -232,10 +242,12 @@ export async function runDaemon(configPath: string): Promise<number> {
         .then(
           () => {
             logger.info("stopped");
+            exitSoon(0);
             resolve(0);
           },
           (error: unknown) => {
             logger.error({ err: error }, "stop failed");
+            exitSoon(1);
             resolve(1);
           },
         );
