@@ -9,8 +9,6 @@ import { diagnose } from "../diag/diagnose.js";
 import { createFirewall } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
-import { KvmHypervisor } from "../hypervisor/kvm/kvm-hypervisor.js";
-import { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
 import { createLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
 import { Agent } from "./agent.js";
@@ -21,7 +19,6 @@ import { HostBridgeProvisioner } from "./kvm-networks.js";
 import { AgentMetrics } from "./metrics.js";
 import type { NetworkProvisioner } from "./network-provisioner.js";
 import { StateStore } from "./state-store.js";
-import { XapiNetworkProvisioner } from "./xenserver-networks.js";
 
 /**
  * After an orderly stop the process must end even if a library still holds a handle (seen: the
@@ -55,7 +52,9 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
   });
   let hypervisor: Hypervisor;
   let networks: NetworkProvisioner;
+  // Only the configured backend is loaded: each costs 15–30 MB of RSS (libvirt addon, xen-api).
   if (config.hypervisor.kind === "kvm") {
+    const { KvmHypervisor } = await import("../hypervisor/kvm/kvm-hypervisor.js");
     hypervisor = new KvmHypervisor({
       uri: config.hypervisor.uri,
       domainType: config.hypervisor.domainType,
@@ -68,6 +67,8 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
     });
   } else {
     const xapi = config.hypervisor.xapi;
+    const { XenServerHypervisor } = await import("../hypervisor/xenserver/index.js");
+    const { XapiNetworkProvisioner } = await import("./xenserver-networks.js");
     const xen = new XenServerHypervisor({
       url: xapi.url,
       auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
