@@ -117,7 +117,12 @@ export class Agent {
    * running VM's NICs, reports for what changed. Used at start, after state.sync, after a
    * hypervisor reconnect and by the periodic safety net.
    */
-  async reconcile(): Promise<ReconcileSummary> {
+  reconcile(): Promise<ReconcileSummary> {
+    // Alone: a nic.plug finishing between listVms and the firewall apply would lose its chain.
+    return this.vmLocks.runExclusive(() => this.reconcileAll());
+  }
+
+  private async reconcileAll(): Promise<ReconcileSummary> {
     for (const network of this.desired.networks) {
       await this.deps.networks.ensure(networkSpec(network));
     }

@@ -4,9 +4,11 @@
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
+  /** The last exclusive task: keyed tasks queued after it wait for it. */
+  private barrier: Promise<unknown> = Promise.resolve();
 
   run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
+    const previous = Promise.all([this.tails.get(key), this.barrier]);
     const result = previous.then(task, task);
     const tail = result.then(
       () => undefined,
@@ -16,6 +18,21 @@ export class KeyedLock {
     void tail.then(() => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     });
+    return result;
+  }
+
+  /**
+   * Runs `task` alone: after every task queued so far (all keys), before any queued later. A full
+   * reconcile needs this: it plans from one snapshot of the hypervisor and must not undo a port a
+   * concurrent nic.plug installed after that snapshot.
+   */
+  runExclusive<T>(task: () => Promise<T>): Promise<T> {
+    const previous = Promise.all([...this.tails.values(), this.barrier]);
+    const result = previous.then(task, task);
+    this.barrier = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 

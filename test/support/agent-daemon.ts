@@ -5,7 +5,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 
-export const CLI = join(import.meta.dirname, "..", "..", "dist", "src", "cli.js");
+// From test/support/ (vitest) or dist/test/support/ (compiled benchmarks): the repository root.
+const ROOT = join(import.meta.dirname, "..", "..", ...(import.meta.dirname.includes("/dist/") ? [".."] : []));
+export const CLI = join(ROOT, "dist", "src", "cli.js");
 
 export interface DaemonProcess {
   child: ChildProcess;

@@ -88,7 +88,9 @@ describe.skipIf(skip !== undefined)("agent end to end: management server ↔ v6a
     server.on("report", (report: Report) => {
       if (report.method !== "vif.report" || report.hostId !== hostId) return;
       const vif = report.params as VifReport;
-      if (vif.mac !== macA || vif.duidLL !== duidLl(macA) || reservationsMade.length > 0) return;
+      // A "detached" report may come first (A's NIC is wanted before its VM runs); the cloud
+      // reserves once the port is protected.
+      if (vif.mac !== macA || vif.state !== "protected" || reservationsMade.length > 0) return;
       reservationsMade.push(vif);
       router?.reserve({ mac: macA, address: addressA }).catch(() => undefined);
     });

@@ -44,4 +44,27 @@ describe("KeyedLock", () => {
     await tick();
     expect(lock.busyKeys()).toEqual([]);
   });
+
+  it("runs an exclusive task after every earlier keyed task and before every later one", async () => {
+    const lock = new KeyedLock();
+    const log: string[] = [];
+    let releaseA!: () => void;
+    let releaseX!: () => void;
+    const a = lock.run("vm-a", () => new Promise<void>((resolve) => (releaseA = resolve)).then(() => void log.push("a")));
+    const x = lock.runExclusive(async () => {
+      log.push("x start");
+      await new Promise<void>((resolve) => (releaseX = resolve));
+      log.push("x end");
+    });
+    const b = lock.run("vm-b", async () => void log.push("b"));
+    await tick();
+    expect(log).toEqual([]);
+    releaseA();
+    await a;
+    await tick();
+    expect(log).toEqual(["a", "x start"]);
+    releaseX();
+    await Promise.all([x, b]);
+    expect(log).toEqual(["a", "x start", "x end", "b"]);
+  });
 });
