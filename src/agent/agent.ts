@@ -137,7 +137,7 @@ export class Agent {
     }
     const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.guestPortPatterns);
     const result = await this.deps.firewall.reconcile(plan);
-    for (const port of this.allObserved()) await this.prepare(port.device);
+    await this.prepare(this.allObserved().map((port) => port.device));
     const reports = this.emitChangedReports();
     this.log.info(
       { vms: vms.length, ports: plan.ports.length, changed: result.changed, added: result.addedPorts, removed: result.removedPorts },
@@ -407,7 +407,7 @@ export class Agent {
     const wanted = planFirewall(this.desired, after, pendingOfVm, this.guestPortPatterns).ports;
     for (const port of wanted) await this.deps.firewall.upsertPort(port);
     const known = new Set(before.map((port) => port.device as string));
-    for (const port of after) if (!known.has(port.device)) await this.prepare(port.device);
+    await this.prepare(after.filter((port) => !known.has(port.device)).map((port) => port.device));
     const keep = new Set(wanted.map((port) => port.device as string));
     for (const port of before) {
       if (!keep.has(port.device) && !this.deviceOwnedElsewhere(port.device, uuid)) await this.deps.firewall.removePort(port.device);
@@ -427,12 +427,14 @@ export class Agent {
     }
   }
 
-  /** Host IPv6 off on a guest port; a port that vanished meanwhile is not an error. */
-  private async prepare(device: string): Promise<void> {
+  /** Host IPv6 off on guest ports; a port that vanished meanwhile is not an error. */
+  private async prepare(devices: readonly string[]): Promise<void> {
+    if (devices.length === 0) return;
     try {
-      await this.deps.networks.preparePort(device);
+      await this.deps.networks.preparePorts(devices);
     } catch (error) {
-      this.log.warn({ port: device, err: error }, "could not disable host IPv6 on guest port");
+      // sysctl sets every key it can; one that vanished meanwhile makes it fail as a whole.
+      this.log.warn({ ports: devices.length, err: error }, "could not disable host IPv6 on every guest port");
     }
   }
 

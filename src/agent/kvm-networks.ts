@@ -38,8 +38,8 @@ export class HostBridgeProvisioner implements NetworkProvisioner {
     );
   }
 
-  async preparePort(device: string): Promise<void> {
-    await disableHostIpv6(device, this.hostnetOptions());
+  async preparePorts(devices: readonly string[]): Promise<void> {
+    await disableHostIpv6(devices, this.hostnetOptions());
   }
 
   private hostnetOptions() {

@@ -29,6 +29,6 @@ export interface NetworkProvisioner {
   ensure(spec: NetworkSpec): Promise<ProvisionedNetwork>;
   /** Removes the network's bridge; called only when no desired NIC remains on it. */
   remove(spec: NetworkSpec & { bridge: InterfaceName }): Promise<void>;
-  /** Readies a guest port the moment it is seen: the host itself takes no IPv6 part on it. */
-  preparePort(device: string): Promise<void>;
+  /** Readies guest ports the moment they are seen: the host itself takes no IPv6 part on it. */
+  preparePorts(devices: readonly string[]): Promise<void>;
 }

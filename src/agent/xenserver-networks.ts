@@ -36,7 +36,7 @@ export class XapiNetworkProvisioner implements NetworkProvisioner {
     this.options.logger?.info({ network: spec.networkId, bridge: spec.bridge }, "XAPI network kept (pool-wide); host rules removed");
   }
 
-  async preparePort(device: string): Promise<void> {
-    await disableHostIpv6(device, this.options.netns === undefined ? {} : { netns: this.options.netns });
+  async preparePorts(devices: readonly string[]): Promise<void> {
+    await disableHostIpv6(devices, this.options.netns === undefined ? {} : { netns: this.options.netns });
   }
 }

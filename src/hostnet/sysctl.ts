@@ -10,9 +10,15 @@ import type { HostnetOptions } from "./ip-link.js";
  */
 export const PORT_IPV6_SYSCTLS = { accept_ra: "0", autoconf: "0", disable_ipv6: "1" } as const;
 
-export async function disableHostIpv6(device: string, options: HostnetOptions = {}): Promise<void> {
+export async function disableHostIpv6(device: string | readonly string[], options: HostnetOptions = {}): Promise<void> {
+  const devices = typeof device === "string" ? [device] : device;
+  if (devices.length === 0) return;
   // The slash form keeps dots in interface names (eth0.100) apart from the key's separators.
-  const assignments = Object.entries(PORT_IPV6_SYSCTLS).map(([key, value]) => `net/ipv6/conf/${device}/${key}=${value}`);
+  // One sysctl for every device: at start the agent prepares every port at once, and a process
+  // per port (through `ip netns exec`) cost tens of seconds at 1,000 ports.
+  const assignments = devices.flatMap((name) =>
+    Object.entries(PORT_IPV6_SYSCTLS).map(([key, value]) => `net/ipv6/conf/${name}/${key}=${value}`),
+  );
   await run("sysctl", ["-q", "-w", ...assignments], options.netns === undefined ? {} : { netns: options.netns });
 }
 
