@@ -296,7 +296,11 @@ export function parseGuestConsole(text: string): GuestConsole {
     for (const value of values) set.add(value);
     map.set(nic, set);
   };
-  for (const raw of text.split(/\r?\n/)) {
+  const lines = text.split(/\r?\n/);
+  // The console is read while the guest writes: a last line without its newline may be cut
+  // short (an address list missing its routers), so only complete lines count.
+  lines.pop();
+  for (const raw of lines) {
     const at = raw.indexOf(`${GUEST_CONSOLE_PREFIX} `);
     if (at < 0) continue;
     const [, kind, nic, ...values] = raw.slice(at).trim().split(/\s+/);
