@@ -75,6 +75,7 @@ describe.skipIf(skip !== undefined)("guest image", () => {
         "V6GUEST net eth0 addrs=- routers=-",
         "V6GUEST net eth1 addrs=2001:db8:66::124 routers=fe80::5054:ff:fe00:6601",
         "V6GUEST net eth1 addrs=2001:db8::42,2001:db8::43 routers=fe80::1,fe80::2",
+        "",
       ].join("\n"),
     );
     expect(report.rogue.get("eth0")).toBe("2001:db8:66::/64");

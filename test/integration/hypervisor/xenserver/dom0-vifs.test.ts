@@ -71,12 +71,18 @@ describe.skipIf(skip !== undefined)("XenServer backend with dom0 VIFs as real ve
 
         // Real frames cross the bridge: guest A pings guest B's EUI-64 link-local address.
         const linkLocalB = eui64LinkLocal(macB);
-        await until(async () => {
-          const { stdout } = await guestB.exec("ip", ["-6", "-json", "addr", "show", "dev", "eth0"]);
-          return stdout.includes(linkLocalB) && !stdout.includes("tentative");
-        }, "guest B's link-local address");
-        const ping = await guestA.exec("ping", ["-6", "-c", "2", "-i", "0.2", "-W", "2", `${linkLocalB}%eth0`], { okExitCodes: [0, 1] });
-        expect(ping.stdout).toMatch(/2 received/);
+        // Both ends' link-locals must have passed DAD: a tentative source cannot send.
+        for (const [guest, mac] of [
+          [guestA, macA],
+          [guestB, macB],
+        ] as const) {
+          await until(async () => {
+            const { stdout } = await guest.exec("ip", ["-6", "-json", "addr", "show", "dev", "eth0"]);
+            return stdout.includes(eui64LinkLocal(mac)) && !stdout.includes("tentative");
+          }, `${mac}'s link-local address`);
+        }
+        const ping = await guestA.exec("ping", ["-6", "-c", "3", "-i", "0.2", "-w", "5", `${linkLocalB}%eth0`], { okExitCodes: [0, 1] });
+        expect(ping.stdout).toMatch(/ [1-3] received/);
 
         // Hot-plug a second NIC into the running guest: vif<domid>.1 appears, reported as such.
         const macA2 = "52:54:00:0a:00:02" as Mac;
