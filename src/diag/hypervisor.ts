@@ -1,6 +1,7 @@
 import type { HypervisorConfig } from "../agent/config.js";
 import type { Hypervisor, VmInfo } from "../hypervisor/hypervisor.js";
 import { type CheckResult, fail, ok } from "./check.js";
+import { withTimeout } from "./timeout.js";
 
 const CONNECT_TIMEOUT_MS = 15_000;
 
@@ -42,7 +43,7 @@ export async function hypervisorCheck(probe: HypervisorProbe): Promise<{ check: 
     if (probe.connect) await probe.backend.close().catch(() => undefined);
   };
   try {
-    if (probe.connect) await withTimeout(probe.backend.connect(), `connecting to ${probe.target}`);
+    if (probe.connect) await withTimeout(probe.backend.connect(), `connecting to ${probe.target}`, CONNECT_TIMEOUT_MS);
     const facts = await probe.backend.facts();
     const vms = await probe.backend.listVms();
     const running = vms.filter((vm) => vm.state === "running").length;
@@ -61,12 +62,4 @@ export async function hypervisorCheck(probe: HypervisorProbe): Promise<{ check: 
       close,
     };
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { type PeerCertificate, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { type CheckResult, fail, ok, warn } from "./check.js";
+import { withTimeout } from "./timeout.js";
 
 export interface MgmtTarget {
   url: string;
@@ -49,6 +50,7 @@ export async function mgmtChecks(target: MgmtTarget, now: Date = new Date()): Pr
         s.once("error", reject);
       }),
       `TCP connect to ${label}`,
+      TIMEOUT_MS,
     );
     results.push(ok(`mgmt.tcp.${label}`, `TCP ${label} reachable`));
   } catch (error) {
@@ -77,6 +79,7 @@ export async function mgmtChecks(target: MgmtTarget, now: Date = new Date()): Pr
           t.once("error", reject);
         }),
         `TLS handshake with ${label}`,
+        TIMEOUT_MS,
       );
       stream = tls;
       results.push(...certificateChecks(label, tls, now));
@@ -134,6 +137,7 @@ async function clockSkew(label: string, host: string, stream: Socket, now: Date)
         stream.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
       }),
       `HTTP request to ${label}`,
+      TIMEOUT_MS,
     );
     const date = /^date:\s*(.+)$/im.exec(header)?.[1];
     if (date === undefined)
@@ -154,20 +158,4 @@ async function clockSkew(label: string, host: string, stream: Socket, now: Date)
       "keep both clocks synchronised (NTP)",
     );
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }

@@ -59,13 +59,4 @@ export function startAgentDaemon(configPath: string, env: Record<string, string>
   return startCli(["run", "--config", configPath], env);
 }
 
-/** Polls `probe` every 200 ms until it returns a value (not undefined), or fails naming `what`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+export { waitFor } from "./wait.js";

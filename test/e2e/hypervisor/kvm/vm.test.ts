@@ -17,6 +17,7 @@ import { Router } from "../../../../src/lab/router.js";
 import { createLogger } from "../../../../src/log.js";
 import { uniqueName } from "../../../support/names.js";
 import { skipReason } from "../../../support/requirements.js";
+import { waitFor } from "../../../support/wait.js";
 
 /**
  * A real guest (Debian cloud kernel + busybox/dhclient initramfs) under a real libvirtd with
@@ -32,16 +33,6 @@ const reserved = "2001:db8:4b:1::42";
 function randomMac(): Mac {
   const bytes = randomBytes(3);
   return parseMac(`52:54:00:${[...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(":")}`);
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
@@ -118,10 +109,14 @@ describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
     const tap = await run("ip", ["-json", "link", "show", "dev", tapNameForMac(mac)]);
     expect(JSON.parse(tap.stdout)[0]).toMatchObject({ master: bridge });
 
-    const first = await waitFor("the guest's DHCPv6 address", () => {
-      const seen = guestConsole();
-      return seen.globals.has("eth0") ? seen : undefined;
-    });
+    const first = await waitFor(
+      "the guest's DHCPv6 address",
+      () => {
+        const seen = guestConsole();
+        return seen.globals.has("eth0") ? seen : undefined;
+      },
+      180_000,
+    );
     expect(first.linkLocal.get("eth0")).toBe(eui64LinkLocal(mac));
     expect(first.addresses.get("eth0")).toEqual([reserved]);
     expect(first.globals.get("eth0")).toEqual([reserved]);
@@ -150,10 +145,14 @@ describe.skipIf(skip !== undefined)("a real VM on a libvirt bridge", () => {
     await hypervisor.stopVm(uuid, { force: true });
     expect((await hypervisor.getVm(uuid)).state).toBe("stopped");
     await hypervisor.startVm(uuid);
-    const second = await waitFor("the address after restart", () => {
-      const seen = guestConsole();
-      return seen.globals.has("eth0") ? seen : undefined;
-    });
+    const second = await waitFor(
+      "the address after restart",
+      () => {
+        const seen = guestConsole();
+        return seen.globals.has("eth0") ? seen : undefined;
+      },
+      180_000,
+    );
     expect(second.boots).toBe(1);
     expect(second.linkLocal.get("eth0")).toBe(eui64LinkLocal(mac));
     expect(second.addresses.get("eth0")).toEqual([reserved]);

@@ -32,16 +32,6 @@ const attackerAddress = "2001:db8:79:1::b";
 const TOKEN = "dom0-agent-test-token";
 const HOST_ID = "xen-dom0-test";
 
-async function until<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** A guest played by a namespace whose `eth0` the simulator's dom0 hook creates at VIF plug. */
 class XenGuest {
   private round = 0;
@@ -489,3 +479,5 @@ while not os.path.exists(stop) and time.time() < deadline:
         time.sleep(0.001)
 print(sent)
 `;
+
+import { until } from "../../../support/wait.js";

@@ -8,6 +8,7 @@ import { run } from "../../../../src/exec.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { Netns, vethBetween, withNetns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
+import { until } from "../../../support/wait.js";
 import { NetnsDom0, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient"] });
@@ -30,15 +31,6 @@ async function kernelHasVlans(): Promise<boolean> {
 const PREFIX = "2001:db8:77:1::";
 const ROUTER = `${PREFIX}1`;
 const RESERVED = `${PREFIX}a`;
-
-async function until<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 1500; attempt++) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function globalAddresses(netns: Netns, device: string): Promise<string[]> {
   const data = await netns.ipJson<{ addr_info: { local: string; scope: string; tentative?: boolean }[] }[]>([

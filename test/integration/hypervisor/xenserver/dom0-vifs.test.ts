@@ -4,6 +4,7 @@ import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { type Netns, withNetns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
+import { until } from "../../../support/wait.js";
 import { NetnsDom0, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "ping"] });
@@ -17,15 +18,6 @@ interface Link {
 
 async function links(netns: Netns): Promise<Link[]> {
   return netns.ipJson<Link[]>(["link", "show"]);
-}
-
-async function until<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

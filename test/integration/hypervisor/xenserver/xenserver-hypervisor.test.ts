@@ -3,6 +3,7 @@ import type { Mac } from "../../../../src/addressing/index.js";
 import { isV6Error } from "../../../../src/errors.js";
 import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
+import { until } from "../../../support/wait.js";
 import { type RunningXapiSimulator, startXapiSimulator, type XapiSimulatorOptions } from "../../../support/xapi-sim/index.js";
 
 /** The XenServer backend against the wire-level XAPI simulator, through the real xen-api client. */
@@ -25,15 +26,6 @@ async function setup(
   backend.onEvent((event) => events.push(event));
   await backend.connect();
   return { sim, backend, events };
-}
-
-async function until<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function seedGuest(running: RunningXapiSimulator, name: string, macs: string[] = ["52:54:00:aa:00:01"]) {

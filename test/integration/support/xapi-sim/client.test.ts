@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient, type Xapi, type XapiObject } from "xen-api";
+import { until } from "../../../support/wait.js";
 import { type RunningXapiSimulator, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 /**
@@ -27,15 +28,6 @@ function connect(running: RunningXapiSimulator, extra: Record<string, unknown> =
     ...extra,
   });
   return client;
-}
-
-async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    const value = probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("XAPI simulator with the real xen-api client", () => {
