@@ -9,18 +9,22 @@ export function parseUuid(input: unknown, field = "uuid"): string {
   return input.toLowerCase();
 }
 
-/** Dotted-quad IPv4 address for dual-stack ports. */
+/** A unicast dotted-quad IPv4 host address for dual-stack ports (not 0/8, 127/8 or 224/3). */
 export function parseIpv4Address(input: unknown, field = "ipv4"): string {
   if (typeof input !== "string" || !isIPv4(input)) {
     throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not an IPv4 address`);
   }
+  const first = Number(input.split(".")[0]);
+  if (first === 0 || first === 127 || first >= 224) {
+    throw new InvalidArgumentError(field, `${input} is not a unicast host address`);
+  }
   return input;
 }
 
-/** Ethernet MTU of a bridge: IPv6 needs at least 1280; 9216 covers jumbo frames. */
+/** MTU of a bridge or link: IPv6 needs at least 1280; Linux allows at most 65535. */
 export function parseMtu(input: unknown, field = "mtu"): number {
-  if (typeof input !== "number" || !Number.isInteger(input) || input < 1280 || input > 9216) {
-    throw new InvalidArgumentError(field, `MTU ${JSON.stringify(input)} is out of range (IPv6 needs 1280 to 9216)`);
+  if (typeof input !== "number" || !Number.isInteger(input) || input < 1280 || input > 65_535) {
+    throw new InvalidArgumentError(field, `MTU ${JSON.stringify(input)} is out of range (IPv6 needs 1280 to 65535)`);
   }
   return input;
 }

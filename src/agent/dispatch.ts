@@ -1,4 +1,4 @@
-import { parseIpv6Network, parseMac, parseVlanId } from "../addressing/index.js";
+import { parseIpv6Network, parseMac, parseMtu, parseNicModel, parseUuid, parseVlanId } from "../addressing/index.js";
 import type { CommandHandler } from "../channel/index.js";
 import type { DiagReport } from "../diag/check.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
@@ -20,17 +20,17 @@ export function commandHandler(agent: Agent, diagnose: () => Promise<DiagReport>
       }
       case "nic.plug": {
         const plug = params as MethodParams<"nic.plug">;
-        return agent.plugNic(plug.vmUuid, nicInput(plug, "params"));
+        return agent.plugNic(parseUuid(plug.vmUuid, "params.vmUuid"), nicInput(plug, "params"));
       }
       case "nic.unplug": {
         const unplug = params as MethodParams<"nic.unplug">;
-        await agent.unplugNic(unplug.vmUuid, parseMac(unplug.mac, "params.mac"));
+        await agent.unplugNic(parseUuid(unplug.vmUuid, "params.vmUuid"), parseMac(unplug.mac, "params.mac"));
         return { vmUuid: unplug.vmUuid, mac: unplug.mac, unplugged: true };
       }
       case "vm.deploy": {
         const deploy = params as MethodParams<"vm.deploy">;
         return agent.deployVm({
-          uuid: deploy.uuid,
+          uuid: parseUuid(deploy.uuid, "params.uuid"),
           name: deploy.name,
           memoryMiB: deploy.memoryMiB,
           vcpus: deploy.vcpus,
@@ -40,7 +40,7 @@ export function commandHandler(agent: Agent, diagnose: () => Promise<DiagReport>
       }
       case "vm.stop": {
         const stop = params as MethodParams<"vm.stop">;
-        return agent.stopVm(stop.uuid, stop.force ?? false);
+        return agent.stopVm(parseUuid(stop.uuid, "params.uuid"), stop.force ?? false);
       }
       case "vm.list":
         return {
@@ -51,7 +51,7 @@ export function commandHandler(agent: Agent, diagnose: () => Promise<DiagReport>
         const summary = await agent.syncState(
           sync.networks.map((network, index) => networkInput(network, `params.networks[${index}]`)),
           sync.vms.map((vm, vmIndex) => ({
-            uuid: vm.uuid,
+            uuid: parseUuid(vm.uuid, `params.vms[${vmIndex}].uuid`),
             nics: vm.nics.map((nic, index) => nicInput(nic, `params.vms[${vmIndex}].nics[${index}]`)),
           })),
         );
@@ -73,7 +73,7 @@ function networkInput(params: MethodParams<"network.ensure">, field: string): En
     network: parseIpv6Network(params.prefix, `${field}.prefix`),
     ...(params.gateway === undefined ? {} : { gateway: params.gateway }),
     ...(params.vlan === undefined ? {} : { vlan: parseVlanId(params.vlan, `${field}.vlan`) }),
-    ...(params.mtu === undefined ? {} : { mtu: params.mtu }),
+    ...(params.mtu === undefined ? {} : { mtu: parseMtu(params.mtu, `${field}.mtu`) }),
   };
 }
 
@@ -81,7 +81,7 @@ function nicInput(params: { networkId: string; mac: string; model?: string; ipv6
   return {
     networkId: params.networkId,
     mac: parseMac(params.mac, `${field}.mac`),
-    ...(params.model === undefined ? {} : { model: params.model }),
+    ...(params.model === undefined ? {} : { model: parseNicModel(params.model, `${field}.model`) }),
     ...(params.ipv6 === undefined ? {} : { ipv6: params.ipv6 }),
     ...(params.ipv4 === undefined ? {} : { ipv4: params.ipv4 }),
   };

@@ -1,4 +1,4 @@
-import { parseInterfaceName, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
+import { parseInterfaceName, parseIpv4Address, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { FirewallState, GuestPort, ManagedBridge } from "./model.js";
 
@@ -85,18 +85,6 @@ export function validateState(input: FirewallState): FirewallState {
     seen.add(port.device);
   });
   return { bridges, ports };
-}
-
-export function parseIpv4Address(input: unknown, field: string): string {
-  if (typeof input !== "string" || !/^\d{1,3}(\.\d{1,3}){3}$/.test(input)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not an IPv4 address`);
-  }
-  const octets = input.split(".").map(Number);
-  if (octets.some((o) => o > 255)) throw new InvalidArgumentError(field, `${input} has an octet above 255`);
-  if (octets[0] === 0 || (octets[0] as number) >= 224 || octets[0] === 127) {
-    throw new InvalidArgumentError(field, `${input} is not a unicast host address`);
-  }
-  return octets.join(".");
 }
 
 function list<T>(value: T[] | undefined, field: string): T[] {

@@ -1,4 +1,4 @@
-import { type InterfaceName, parseInterfaceName, parseVlanId, type VlanId } from "../addressing/index.js";
+import { type InterfaceName, parseInterfaceName, parseMtu, parseVlanId, type VlanId } from "../addressing/index.js";
 import { InvalidArgumentError, V6Error } from "../errors.js";
 import { vlanInterfaceName } from "./bridge-name.js";
 import { bridgePorts, findLink, type HostnetOptions, type IpLink, ip, listLinks } from "./ip-link.js";
@@ -34,8 +34,6 @@ interface ValidSpec {
   mtu: number | undefined;
 }
 
-export const MIN_IPV6_MTU = 1280;
-
 function validate(spec: SharedBridgeSpec): ValidSpec {
   if (typeof spec !== "object" || spec === null) throw new InvalidArgumentError("network", "expected a bridge spec object");
   const bridge = parseInterfaceName(spec.bridge, "bridge");
@@ -44,10 +42,7 @@ function validate(spec: SharedBridgeSpec): ValidSpec {
   if (vlan !== undefined && uplink === undefined) {
     throw new InvalidArgumentError("uplink", `VLAN ${vlan} needs the host's uplink to carry it; none is configured`);
   }
-  const mtu = spec.mtu;
-  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < MIN_IPV6_MTU || mtu > 65_535)) {
-    throw new InvalidArgumentError("mtu", `MTU ${JSON.stringify(mtu)} is out of range: IPv6 needs ${MIN_IPV6_MTU} to 65535`);
-  }
+  const mtu = spec.mtu === undefined ? undefined : parseMtu(spec.mtu, "mtu");
   return { bridge, uplink, vlan, mtu };
 }
 

@@ -26,6 +26,14 @@ export function parseListen(text: string, field: string): { host: string; port: 
   return { host: match[1] ?? (match[2] || "127.0.0.1"), port };
 }
 
+/** The heartbeat interval asked of agents: agent.hello's schema takes 100 ms or more. */
+function parseHeartbeatMs(text: string): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < 100) {
+    throw new InvalidArgumentError("--heartbeat-ms", `${JSON.stringify(text)} is not a whole number of milliseconds, at least 100`);
+  }
+  return Number(text);
+}
+
 function readFile(path: string | undefined, field: string): string | undefined {
   if (path === undefined) return undefined;
   try {
@@ -51,7 +59,7 @@ export async function runMgmt(options: MgmtCommandOptions): Promise<void> {
   const serverOptions: ManagementServerOptions = { host: listen.host, port: listen.port, logger, allowInsecure: options.insecure === true };
   if (cert !== undefined && key !== undefined) serverOptions.tls = clientCa === undefined ? { cert, key } : { cert, key, ca: clientCa };
   if (tokens !== undefined) serverOptions.tokens = tokens;
-  if (options.heartbeatMs !== undefined) serverOptions.heartbeatIntervalMs = Number(options.heartbeatMs);
+  if (options.heartbeatMs !== undefined) serverOptions.heartbeatIntervalMs = parseHeartbeatMs(options.heartbeatMs);
   const server = new ManagementServer(serverOptions);
   const httpApi = new ManagementHttpApi(server, { host: api.host, port: api.port, allowRemote: options.allowRemoteApi === true });
   const agents = await server.start();

@@ -1,14 +1,12 @@
 export { fromRpcError, RemoteError, RPC_ERROR_MEANINGS, RPC_ERRORS, type RpcErrorCode, rpcError, toRpcError } from "./error-codes.js";
 export { type DecodeOptions, decodeFrame, decodeValue, encodeError, encodeRequest, encodeResult, type Incoming } from "./message.js";
 export {
-  AGENT_METHODS,
   type AgentMethod,
   isMethodName,
   METHODS,
   type MethodName,
   type MethodParams,
   type MethodResult,
-  SERVER_METHODS,
   type ServerMethod,
   SUBPROTOCOL,
 } from "./methods.js";

@@ -94,13 +94,6 @@ export type AgentMethod = { [M in MethodName]: (typeof METHODS)[M]["direction"] 
 export type MethodParams<M extends MethodName> = Static<(typeof METHODS)[M]["params"]>;
 export type MethodResult<M extends MethodName> = Static<(typeof METHODS)[M]["result"]>;
 
-export const SERVER_METHODS = Object.keys(METHODS).filter(
-  (name) => METHODS[name as MethodName].direction === "server-to-agent",
-) as ServerMethod[];
-export const AGENT_METHODS = Object.keys(METHODS).filter(
-  (name) => METHODS[name as MethodName].direction === "agent-to-server",
-) as AgentMethod[];
-
 export function isMethodName(name: string): name is MethodName {
   return Object.hasOwn(METHODS, name);
 }

@@ -1,7 +1,7 @@
 import { type TSchema, TypeGuard } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import type { ValueError } from "@sinclair/typebox/errors";
-import { parseAddressInNetwork, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
+import { parseAddressInNetwork, parseIpv4Address, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
 import { InvalidArgumentError } from "../errors.js";
 import { METHODS, type MethodName, type MethodParams, type MethodResult } from "./methods.js";
 import * as S from "./schemas.js";
@@ -94,15 +94,6 @@ function canonicalise(value: unknown, path: string): unknown {
     else record[key] = canonicalise(item, field);
   }
   return record;
-}
-
-function parseIpv4Address(input: unknown, field: string): string {
-  const text = String(input);
-  const octets = text.split(".").map(Number);
-  if (octets.length !== 4 || octets.some((octet) => !Number.isInteger(octet) || octet > 255)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(text)} is not an IPv4 address`);
-  }
-  return octets.join(".");
 }
 
 type CrossCheck<M extends MethodName> = (params: MethodParams<M>, root: string) => void;
