@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 /**
  * Integration and e2e tests declare what they need. Locally a missing requirement skips the
@@ -8,6 +9,8 @@ import { execFileSync } from "node:child_process";
 export interface Requirement {
   root?: boolean;
   commands?: readonly string[];
+  /** Files the test reads, with how to get them (e.g. the build's dist/src/cli.js). */
+  files?: readonly { path: string; from: string }[];
 }
 
 export function missingRequirements(requirement: Requirement): string[] {
@@ -19,6 +22,9 @@ export function missingRequirements(requirement: Requirement): string[] {
     } catch {
       missing.push(`command ${command}`);
     }
+  }
+  for (const file of requirement.files ?? []) {
+    if (!existsSync(file.path)) missing.push(`${file.path} (${file.from})`);
   }
   return missing;
 }

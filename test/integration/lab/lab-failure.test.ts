@@ -16,9 +16,7 @@ async function namespaces(): Promise<string[]> {
     .filter((name) => name.startsWith("v6lab"));
 }
 
-const skip =
-  skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient", "nft"] }) ??
-  (existsSync(CLI) ? undefined : "needs the build (npm run build)");
+const skip = skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient", "nft"], files: [{ path: CLI, from: "npm run build" }] });
 
 /**
  * A lab that fails half-way removes what it had made: here a namespace in its way (a guest's

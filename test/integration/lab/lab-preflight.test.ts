@@ -20,8 +20,7 @@ async function cli(args: string[], options: { env?: NodeJS.ProcessEnv; user?: st
   }
 }
 
-const skip =
-  skipReason({ root: true, commands: ["runuser", "ip", "pgrep"] }) ?? (existsSync(CLI) ? undefined : "needs the build (npm run build)");
+const skip = skipReason({ root: true, commands: ["runuser", "ip", "pgrep"], files: [{ path: CLI, from: "npm run build" }] });
 
 /** The built CLI's refusals happen before anything is made: no record, no namespace. */
 describe.skipIf(skip !== undefined)("v6agent lab preflight (built CLI)", () => {

@@ -7,6 +7,7 @@ import { NetnsGuest } from "../../../src/lab/guest-netns.js";
 import { Netns, vethBetween } from "../../../src/lab/netns.js";
 import { Router } from "../../../src/lab/router.js";
 import { skipReason } from "../../support/requirements.js";
+import { until } from "../../support/wait.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient"] });
 
@@ -56,7 +57,15 @@ describe.skipIf(skip !== undefined)("lab router (dnsmasq RA + DHCPv6 by DUID-LL)
     const routerLinkLocal = (
       await routerNs.ipJson<{ addr_info: { local: string; scope: string }[] }[]>(["-6", "addr", "show", "dev", "eth0"])
     )[0]?.addr_info.find((a) => a.scope === "link")?.local;
-    const defaults = await guest.defaultRoutes();
+    // The RA answering the guest's RS may land after dhclient has bound: wait for the route.
+    const defaults = await until(
+      async () => {
+        const routes = await guest.defaultRoutes();
+        return routes.length > 0 ? routes : undefined;
+      },
+      "the router's default route",
+      15_000,
+    );
     expect(defaults.map((route) => route.gateway)).toEqual([routerLinkLocal]);
     expect(router.leases()).toEqual([expect.objectContaining({ address: "2001:db8:77:1::a", duid: duidLl(macA) })]);
   });

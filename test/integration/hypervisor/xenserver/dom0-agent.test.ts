@@ -313,7 +313,8 @@ describe.skipIf(skip !== undefined)("v6agent in a XenServer dom0 (simulated XAPI
     const sent = Number((await flood).stdout.trim().split("\n").pop());
     await new Promise((resolve) => setTimeout(resolve, 300));
     await tcpdump.stop();
-    const seen = (await run("tcpdump", ["-n", "-r", capture], { okExitCodes: [0, 1] })).stdout.trim();
+    // -U writes the capture header at once, so a readable capture exists even with no packet in it.
+    const seen = (await run("tcpdump", ["-n", "-r", capture])).stdout.trim();
     expect(sent).toBeGreaterThan(50);
     expect(seen).toBe("");
     expect(await attacker.dhcp(attackerAddress)).toEqual([attackerAddress]);

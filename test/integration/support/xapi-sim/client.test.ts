@@ -72,7 +72,8 @@ describe("XAPI simulator with the real xen-api client", () => {
     await xapi.call("VM.hard_reboot", vm.ref);
     const rebooted = await until(() => {
       const current = xapi.getObjectByUuid<XapiObject>(vm.uuid);
-      return current.domid !== running.domid ? current : undefined;
+      // A reboot passes through halted (domid -1) before the new domain runs.
+      return current.domid !== running.domid && current.power_state === "Running" ? current : undefined;
     }, "the new domid in the cache");
     expect(rebooted.domid).toBeGreaterThan(running.domid as number);
     expect(rebooted.power_state).toBe("Running");
