@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { skipReason } from "../../../support/requirements.js";
 import { Database } from "../../../support/xapi-sim/database.js";
 import { classSpec, DATAMODEL_PATH, dataModel, defaultValue, fieldSpec } from "../../../support/xapi-sim/datamodel.js";
 import { XapiSeed } from "../../../support/xapi-sim/seed.js";
@@ -35,12 +34,11 @@ async function exercisedSimulator(): Promise<{ db: Database; simulator: XapiSimu
 }
 
 describe("XAPI simulator against the data model", () => {
-  it.skipIf(skipReason({ files: [{ path: REFERENCE.pathname, from: "the shared/ folder beside the repository" }] }) !== undefined)(
-    "carries the reference data model unchanged",
-    () => {
-      expect(JSON.parse(readFileSync(DATAMODEL_PATH, "utf8"))).toEqual(JSON.parse(readFileSync(REFERENCE, "utf8")));
-    },
-  );
+  // The reference lives outside the repository (../shared beside the clone). Where it is absent
+  // the test is reported as skipped, never as passed; the copy it checks is committed.
+  it.skipIf(!existsSync(REFERENCE.pathname))("carries the reference data model unchanged", () => {
+    expect(JSON.parse(readFileSync(DATAMODEL_PATH, "utf8"))).toEqual(JSON.parse(readFileSync(REFERENCE, "utf8")));
+  });
 
   it("gives every simulated record exactly the fields its class has in the data model", async () => {
     const { db } = await exercisedSimulator();
