@@ -1,10 +1,13 @@
 /**
  * Firewall apply costs, per backend, for N = 10, 100, 1000 ports (issue 3):
  *   full     — reconcile N ports onto an empty ruleset
- *   add1     — upsertPort of one new port with N present (median of 5)
- *   remove1  — removePort of that port with N present (median of 5)
+ *   add1     — upsertPort of one new port with N present (median of 11)
+ *   remove1  — removePort of that port with N present (median of 11)
  * and the same for a naive baseline that runs one ebtables/ip6tables command per rule (the
  * pattern of many agents). Everything runs in a private network namespace.
+ * For nft it also takes one transaction apart at each N (see `anatomy`): what grows with the
+ * table is the kernel validating every chain reachable from the base chain at the commit of
+ * any transaction that adds a rule with a verdict.
  * Run: npm run build && node dist/bench/firewall.js [--naive-full-max 100]
  */
 import { readFileSync } from "node:fs";
@@ -12,11 +15,13 @@ import { performance } from "node:perf_hooks";
 import { run } from "../src/exec.js";
 import { createFirewall } from "../src/firewall/index.js";
 import type { Firewall, FirewallState, GuestPort } from "../src/firewall/model.js";
+import { nft } from "../src/firewall/nft/libnftables.js";
+import { TABLE } from "../src/firewall/nft/render.js";
 import { ebDispatchRules, ebPortRules, ip6DispatchRule, ip6PortRules, ip6TargetRules } from "../src/firewall/xtables/render.js";
 import { Netns } from "../src/lab/netns.js";
 
 const SIZES = [10, 100, 1000];
-const REPEAT = 5;
+const REPEAT = 11;
 const flag = process.argv.indexOf("--naive-full-max");
 const naiveFullMax = flag > 0 ? Number(process.argv[flag + 1]) : 100;
 
@@ -41,27 +46,65 @@ function state(n: number): FirewallState {
   };
 }
 
-/** CPU milliseconds of waited-for child processes (utime + stime from /proc/self/stat). */
-function childCpuMs(): number {
+/**
+ * CPU milliseconds of this process (the nft backend runs libnftables in-process) plus its
+ * waited-for child processes (the xtables tools): utime + stime from /proc/self/stat.
+ */
+function cpuMs(): number {
   const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
-  // After "pid (comm) ": state is field 3, so cutime (16) and cstime (17) are at index 13 and 14.
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+  // After "pid (comm) ": state is field 3, so utime/stime (14, 15) and cutime/cstime (16, 17)
+  // are at index 11..14.
+  return ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / 100;
 }
 
 let lastCpu = 0;
 
 /** Wall time of `action`; its child-process CPU time is left in `lastCpu`. */
 async function time(action: () => Promise<unknown>): Promise<number> {
-  const cpu = childCpuMs();
+  const cpu = cpuMs();
   const start = performance.now();
   await action();
-  lastCpu = childCpuMs() - cpu;
+  lastCpu = cpuMs() - cpu;
   return performance.now() - start;
 }
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+interface Anatomy {
+  n: number;
+  /** `add chain`: parse, table cache, commit. */
+  chain: number;
+  /** + a rule without a verdict: nft also fetches every chain of the table; no kernel validation. */
+  ruleNoVerdict: number;
+  /** + a rule with a verdict (in a chain nothing jumps to): the kernel validates the whole table. */
+  ruleVerdict: number;
+}
+
+const anatomies: Anatomy[] = [];
+
+/** One transaction taken apart, with the N-port table in place (medians). */
+async function measureAnatomy(netns: string, n: number): Promise<Anatomy> {
+  const sample = async (script: string) => {
+    const values: number[] = [];
+    for (let r = 0; r < REPEAT; r++) values.push(await time(() => nft(script, { netns })));
+    return median(values);
+  };
+  await nft(`add chain bridge ${TABLE} bench_probe`, { netns });
+  const anatomy = {
+    n,
+    chain: await sample(`add chain bridge ${TABLE} bench_probe`),
+    ruleNoVerdict: await sample(
+      `flush chain bridge ${TABLE} bench_probe\nadd rule bridge ${TABLE} bench_probe ether saddr 00:00:5e:00:53:01 counter`,
+    ),
+    ruleVerdict: await sample(
+      `flush chain bridge ${TABLE} bench_probe\nadd rule bridge ${TABLE} bench_probe ether saddr 00:00:5e:00:53:01 drop`,
+    ),
+  };
+  await nft(`flush chain bridge ${TABLE} bench_probe\ndelete chain bridge ${TABLE} bench_probe`, { netns });
+  return anatomy;
 }
 
 interface Row {
@@ -87,6 +130,7 @@ async function measureBackend(backend: "nft" | "xtables", n: number): Promise<Ro
       adds.push(await time(() => firewall.upsertPort(extra)));
       removes.push(await time(() => firewall.removePort(extra.device)));
     }
+    if (backend === "nft") anatomies.push(await measureAnatomy(ns.name, n));
     return { backend, n, full, fullCpu, add1: median(adds), remove1: median(removes) };
   } finally {
     await ns.destroy();
@@ -168,12 +212,17 @@ async function main(): Promise<void> {
   for (const n of SIZES) rows.push(await measureNaive(n));
   console.log("");
   console.log(`load average at start: ${loadAverage}`);
-  console.log(`| backend | N | full apply of N (wall) | tools' CPU | add 1 port (N present) | remove 1 port (N present) |`);
+  console.log(`| backend | N | full apply of N (wall) | CPU (agent + tools) | add 1 port (N present) | remove 1 port (N present) |`);
   console.log(`|---|---:|---:|---:|---:|---:|`);
   for (const r of rows) console.log(`| ${r.backend} | ${r.n} | ${ms(r.full)} | ${ms(r.fullCpu)} | ${ms(r.add1)} | ${ms(r.remove1)} |`);
   const at = (backend: string, n: number) => rows.find((r) => r.backend === backend && r.n === n) as Row;
   console.log("");
   console.log(`nft add at 1000 vs 10: ${(at("nft", 1000).add1 / at("nft", 10).add1).toFixed(2)}x`);
+  console.log("");
+  console.log("nft transaction anatomy (libnftables in-process; medians):");
+  console.log("| N | add chain | + rule, no verdict (chain cache) | + rule with verdict (kernel validates the table) |");
+  console.log("|---:|---:|---:|---:|");
+  for (const a of anatomies) console.log(`| ${a.n} | ${ms(a.chain)} | ${ms(a.ruleNoVerdict)} | ${ms(a.ruleVerdict)} |`);
   const naive = at("naive (1 exec/rule)", 1000);
   console.log(`naive / xtables batch, add 1 port at N=1000: ${(naive.add1 / at("xtables", 1000).add1).toFixed(1)}x`);
   console.log(`naive / nft, add 1 port at N=1000: ${(naive.add1 / at("nft", 1000).add1).toFixed(1)}x`);

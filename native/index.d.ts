@@ -73,3 +73,24 @@ export interface Addon {
   /** Connections' event sinks not yet freed: 0 once every opened connection is closed (leak tests). */
   liveEventSinks(): number;
 }
+
+/** Options of one libnftables call (native/src/nftables.cc). */
+export interface NftRunOptions {
+  /** Path of the network namespace to work in (e.g. /run/netns/<name>); default: the process's. */
+  netns?: string;
+  /** Output as JSON (`nft -j`). */
+  json?: boolean;
+  /** Check only, commit nothing (`nft -c`). */
+  dryRun?: boolean;
+}
+
+/** A failed call: nft's own error text, exactly as `nft` would print it. */
+export interface NftErrorShape extends Error {
+  name: "NftError";
+  stderr: string;
+}
+
+/** The libnftables addon: each call is one `nft -f -` worth of script, one atomic transaction. */
+export interface NftAddon {
+  run(script: string, options?: NftRunOptions): Promise<{ output: string; error: string }>;
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds native/ (the libvirt addon) with npm's bundled node-gyp (on PATH under `npm run`).
+# Builds native/ (the libvirt and libnftables addons) with npm's bundled node-gyp (on PATH under `npm run`).
 # Uses the running Node's own headers (Debian/NodeSource packages ship them under
 # <prefix>/include/node) so no download from nodejs.org is needed. Incremental: configures once,
 # then `make` rebuilds only what changed.

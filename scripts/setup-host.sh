@@ -15,6 +15,8 @@ packages=(
   dnsmasq-base isc-dhcp-client
   # guest-config checks its output with the real tools (netplan, nmcli --offline, ifup -n)
   netplan.io network-manager ifupdown
+  # the nft backend runs libnftables in-process (native/src/nftables.cc)
+  libnftables-dev
   libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-clients qemu-system-x86
   linux-image-cloud-amd64 busybox-static cpio
   python3 python3-scapy

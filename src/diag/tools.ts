@@ -1,6 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { run } from "../exec.js";
+import { nft } from "../firewall/nft/libnftables.js";
 import { type CheckResult, fail, ok, warn } from "./check.js";
 
 export interface ToolVersion {
@@ -57,6 +58,7 @@ export async function toolChecks(backend: "nft" | "xtables" | "auto"): Promise<{
       checks.push(spec.required ? fail(`tool.${spec.tool}`, message, fix) : warn(`tool.${spec.tool}`, message, fix));
     }
   }
+  checks.push(await libnftablesCheck(backend));
   const flavours = new Set(versions.filter((v) => v.flavour !== undefined).map((v) => v.flavour));
   if (flavours.size > 1) {
     checks.push(
@@ -68,6 +70,18 @@ export async function toolChecks(backend: "nft" | "xtables" | "auto"): Promise<{
     );
   }
   return { checks, versions };
+}
+
+/** The nft backend runs libnftables in-process through native/: the addon must load and work. */
+async function libnftablesCheck(backend: "nft" | "xtables" | "auto"): Promise<CheckResult> {
+  try {
+    await nft("list tables bridge");
+    return ok("tool.libnftables", "libnftables works (the nft backend runs it in-process)");
+  } catch (error) {
+    const message = `libnftables cannot be used: ${(error as Error).message}`;
+    const fix = "apt-get install libnftables1 libnftables-dev, then rebuild v6agent (npm run build)";
+    return backend === "nft" ? fail("tool.libnftables", message, fix) : warn("tool.libnftables", message, fix);
+  }
 }
 
 /** The executable's path from PATH (plus the sbin directories root's tools live in). */

@@ -1,8 +1,8 @@
 import { V6Error } from "../errors.js";
-import { run } from "../exec.js";
 import type { Logger } from "../log.js";
 import type { Firewall } from "./model.js";
 import { NftFirewall } from "./nft/apply.js";
+import { nft } from "./nft/libnftables.js";
 import { XtablesFirewall } from "./xtables/apply.js";
 
 export type * from "./model.js";
@@ -40,13 +40,12 @@ export async function createFirewall(options: FirewallOptions): Promise<Firewall
   }
 }
 
-/** `nft` runs and the kernel accepts a bridge-family table (checked with `-c`, nothing committed). */
+/** libnftables loads and the kernel accepts a bridge-family table (checked only, nothing committed). */
 export async function nftBridgeWorks(netns?: string): Promise<boolean> {
   try {
-    await run("nft", ["-c", "-f", "-"], {
-      input: "add table bridge v6agent_probe\nadd chain bridge v6agent_probe c { type filter hook prerouting priority 0; }\n",
+    await nft("add table bridge v6agent_probe\nadd chain bridge v6agent_probe c { type filter hook prerouting priority 0; }\n", {
       netns,
-      timeoutMs: 5_000,
+      dryRun: true,
     });
     return true;
   } catch {

@@ -1,14 +1,14 @@
 import { parseInterfaceName } from "../../addressing/index.js";
 import { V6Error } from "../../errors.js";
-import { CommandError, run } from "../../exec.js";
 import type { Logger } from "../../log.js";
 import type { ApplyResult, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../model.js";
 import { validateBridge, validatePort, validateState } from "../validate.js";
+import { isNotFound, NftError, nft } from "./libnftables.js";
 import { type NftLiveTable, parseNftJson } from "./live.js";
 import {
   bridgeObjects,
   counterKinds,
-  counterMap,
+  dropObjects,
   type NftCapabilities,
   portEntryComment,
   portObjects,
@@ -17,6 +17,7 @@ import {
   renderBridgeRules,
   renderBridgesChain,
   renderBridgesChainRules,
+  renderDropCountRemoval,
   renderPortRemoval,
   renderPortRules,
   renderPortUpsert,
@@ -35,9 +36,9 @@ export interface NftFirewallOptions {
 }
 
 /**
- * The nftables backend: every change is one `nft -f -` transaction, so a port is never seen
- * unfiltered or half-filtered. Port changes touch only that port's objects; only reconcile
- * reads the whole table.
+ * The nftables backend: every change is one nft transaction (run in-process by libnftables), so
+ * a port is never seen unfiltered or half-filtered. Port changes touch only that port's
+ * objects; only reconcile reads the whole table.
  */
 export class NftFirewall implements Firewall {
   readonly backend = "nft" as const;
@@ -56,9 +57,11 @@ export class NftFirewall implements Firewall {
     const caps = await this.caps();
     const live = await this.readTable();
     const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
-    if (live === undefined) {
+    if (live === undefined || live.otherMaps.length > 0) {
+      // No table, or one of an older layout (counter maps): written whole, in one transaction
+      // that also deletes the old table, so no packet ever meets a half-built one.
       if (options.dryRun) return { ...result, changed: true, addedPorts: state.ports.map((p) => p.device) };
-      await this.apply(renderState(state, caps));
+      await this.apply([...(live === undefined ? [] : [renderTableRemoval()]), renderState(state, caps)].join("\n"));
       result.changed = true;
       result.addedPorts = state.ports.map((p) => p.device);
       this.logger?.info({ ports: state.ports.length, bridges: state.bridges.length }, "firewall table created");
@@ -67,7 +70,7 @@ export class NftFirewall implements Firewall {
     const parts: string[] = [];
     const skeletonOk =
       live.hasPortsMap &&
-      counterKinds.every((kind) => live.maps.has(counterMap(kind))) &&
+      counterKinds.every((kind) => live.elementCounters.has(dropObjects(kind).set)) &&
       renderSkeletonRules().every(({ chain, rules }) => sameComments(live.chains.get(chain), rules)) &&
       live.chains.has("bridges");
     if (!skeletonOk) parts.push(renderSkeleton());
@@ -91,6 +94,12 @@ export class NftFirewall implements Firewall {
       if (desiredDevices.has(device)) continue;
       parts.push(renderPortRemoval(device));
       result.removedPorts.push(device);
+    }
+    // Counts of ports that are gone (a port removed by hand, say) are forgotten.
+    for (const kind of counterKinds) {
+      for (const device of live.elementCounters.get(dropObjects(kind).set)?.keys() ?? []) {
+        if (!desiredDevices.has(device) && !liveDevices.has(device)) parts.push(renderDropCountRemoval(kind, device));
+      }
     }
     const wanted = new Set(bridgeNames);
     for (const chain of live.chains.keys()) {
@@ -116,17 +125,11 @@ export class NftFirewall implements Firewall {
   async removePort(device: string): Promise<void> {
     const name = parseInterfaceName(device, "device");
     try {
-      await run("nft", ["-f", "-"], { input: `${renderPortRemoval(name)}\n`, netns: this.netns });
+      await nft(renderPortRemoval(name), { netns: this.netns });
     } catch (error) {
       // No table means no port: removal is idempotent (and must not list the whole ruleset).
-      if (error instanceof CommandError && /No such file or directory/.test(error.stderr) && !(await this.tableExists())) return;
-      throw new V6Error(
-        "firewall_failure",
-        `nft transaction failed: ${error instanceof CommandError ? error.stderr.trim() : String(error)}`,
-        {
-          cause: error,
-        },
-      );
+      if (isNotFound(error) && !(await this.tableExists())) return;
+      throw firewallFailure(error);
     }
     this.logger?.info({ port: name }, "port rules removed");
   }
@@ -186,18 +189,17 @@ export class NftFirewall implements Firewall {
   async counters(): Promise<PortCounters[]> {
     const live = await this.readTable();
     if (live === undefined) return [];
-    const read = (name: string) => live.counters.get(name) ?? { packets: 0, bytes: 0 };
-    return [...live.ports.keys()].sort().map((device) => {
-      const o = portObjects(device);
-      return {
-        device,
-        ra: read(o.counter("ra")),
-        dhcpv6Server: read(o.counter("dhcp6")),
-        spoof: read(o.counter("spoof")),
-        fragment: read(o.counter("frag")),
-        ipv4: read(o.counter("ipv4")),
-      };
-    });
+    // A port that never dropped anything for a reason has no element in that reason's set.
+    const read = (kind: (typeof counterKinds)[number], device: string) =>
+      live.elementCounters.get(dropObjects(kind).set)?.get(device) ?? { packets: 0, bytes: 0 };
+    return [...live.ports.keys()].sort().map((device) => ({
+      device,
+      ra: read("ra", device),
+      dhcpv6Server: read("dhcp6", device),
+      spoof: read("spoof", device),
+      fragment: read("frag", device),
+      ipv4: read("ipv4", device),
+    }));
   }
 
   async removeAll(): Promise<void> {
@@ -207,27 +209,25 @@ export class NftFirewall implements Firewall {
   /** The live table, or undefined when it does not exist. */
   async readTable(): Promise<NftLiveTable | undefined> {
     try {
-      const { stdout } = await run("nft", ["-j", "list", "table", "bridge", TABLE], { netns: this.netns });
-      return parseNftJson(stdout);
+      return parseNftJson(await nft(`list table bridge ${TABLE}`, { netns: this.netns, json: true }));
     } catch (error) {
-      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return undefined;
-      throw error;
+      if (isNotFound(error)) return undefined;
+      throw firewallFailure(error);
     }
   }
 
   private async tableExists(): Promise<boolean> {
-    const result = await run("nft", ["list", "tables", "bridge"], { netns: this.netns });
-    return result.stdout.split("\n").some((line) => line.trim() === `table bridge ${TABLE}`);
+    const output = await nft("list tables bridge", { netns: this.netns });
+    return output.split("\n").some((line) => line.trim() === `table bridge ${TABLE}`);
   }
 
   /** Bridges the `bridges` chain jumps to; undefined when our table does not exist. */
   private async liveBridgeNames(): Promise<string[] | undefined> {
     try {
-      const { stdout } = await run("nft", ["-j", "list", "chain", "bridge", TABLE, "bridges"], { netns: this.netns });
-      return bridgeJumps(stdout);
+      return bridgeJumps(await nft(`list chain bridge ${TABLE} bridges`, { netns: this.netns, json: true }));
     } catch (error) {
-      if (error instanceof CommandError && /No such file or directory/.test(error.stderr)) return undefined;
-      throw error;
+      if (isNotFound(error)) return undefined;
+      throw firewallFailure(error);
     }
   }
 
@@ -238,10 +238,9 @@ export class NftFirewall implements Firewall {
 
   private async apply(script: string, hint?: string): Promise<void> {
     try {
-      await run("nft", ["-f", "-"], { input: `${script}\n`, netns: this.netns });
+      await nft(script, { netns: this.netns });
     } catch (error) {
-      const detail = error instanceof CommandError ? error.stderr.trim().split("\n").slice(0, 6).join("; ") : String(error);
-      throw new V6Error("firewall_failure", `nft transaction failed${hint ? ` (${hint})` : ""}: ${detail}`, { cause: error });
+      throw firewallFailure(error, hint);
     }
   }
 }
@@ -254,11 +253,16 @@ export async function probeNftCapabilities(netns?: string): Promise<NftCapabilit
     'add rule bridge v6agent_probe c meta ibrname "probe0" accept',
   ].join("\n");
   try {
-    await run("nft", ["-c", "-f", "-"], { input: script, netns });
+    await nft(script, { netns, dryRun: true });
     return { bridgeMeta: true };
   } catch {
     return { bridgeMeta: false };
   }
+}
+
+function firewallFailure(error: unknown, hint?: string): V6Error {
+  const detail = error instanceof NftError ? error.stderr.trim().split("\n").slice(0, 6).join("; ") : String(error);
+  return new V6Error("firewall_failure", `nft transaction failed${hint ? ` (${hint})` : ""}: ${detail}`, { cause: error });
 }
 
 function sameComments(live: (string | undefined)[] | undefined, rules: string[]): boolean {
@@ -286,10 +290,7 @@ function portMatches(port: GuestPort, live: NftLiveTable): boolean {
   const o = portObjects(port.device);
   if (live.ports.get(port.device) !== o.chain) return false;
   if (!sameComments(live.chains.get(o.chain), renderPortRules(port))) return false;
-  if (live.portComments.get(port.device) !== portEntryComment(port)) return false;
-  return counterKinds.every(
-    (kind) => live.counters.has(o.counter(kind)) && live.maps.get(counterMap(kind))?.get(port.device) === o.counter(kind),
-  );
+  return live.portComments.get(port.device) === portEntryComment(port);
 }
 
 /** The bridge names the `bridges` chain jumps to. */

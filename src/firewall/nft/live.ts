@@ -1,6 +1,7 @@
 /**
  * Parses `nft -j list table bridge v6agent` into what reconcile compares: set elements, the
- * comment sequence of every chain's rules, the dispatch map and named counters.
+ * comment sequence of every chain's rules, the dispatch map, named counters and the per-port
+ * counts kept in the `drops_*` sets.
  */
 export interface NftLiveTable {
   sets: Map<string, string[]>;
@@ -10,8 +11,10 @@ export interface NftLiveTable {
   ports: Map<string, string>;
   /** Device → the comment of its `ports` entry (`bridge=... mac=...`). */
   portComments: Map<string, string>;
-  /** Other maps (the iifname → counter maps): name → key → value. */
-  maps: Map<string, Map<string, string>>;
+  /** Maps other than `ports` (none in the current layout; an older one had counter maps). */
+  otherMaps: string[];
+  /** Sets whose elements carry counters (the `drops_*` sets): set → device → count. */
+  elementCounters: Map<string, Map<string, { packets: number; bytes: number }>>;
   /** Chain → the addresses its rules compare a source against with `!=` (the own-address lists). */
   sources: Map<string, { ip6: string[]; ip4: string[] }>;
   counters: Map<string, { packets: number; bytes: number }>;
@@ -27,7 +30,8 @@ export function parseNftJson(text: string): NftLiveTable {
     chains: new Map(),
     ports: new Map(),
     portComments: new Map(),
-    maps: new Map(),
+    otherMaps: [],
+    elementCounters: new Map(),
     sources: new Map(),
     counters: new Map(),
     hasPortsMap: false,
@@ -36,16 +40,20 @@ export function parseNftJson(text: string): NftLiveTable {
   for (const item of items) {
     if (item.set !== undefined) {
       const set = item.set as Json;
-      live.sets.set(String(set.name), ((set.elem as unknown[] | undefined) ?? []).map(elementText));
+      const elements = (set.elem as unknown[] | undefined) ?? [];
+      live.sets.set(String(set.name), elements.map(elementText));
+      if (Array.isArray(set.stmt) && set.stmt.some((stmt: Json) => "counter" in stmt)) {
+        const counts = new Map<string, { packets: number; bytes: number }>();
+        for (const element of elements) {
+          const counter = ((element as Json)?.elem as Json | undefined)?.counter as Json | undefined;
+          counts.set(elementText(element), { packets: Number(counter?.packets ?? 0), bytes: Number(counter?.bytes ?? 0) });
+        }
+        live.elementCounters.set(String(set.name), counts);
+      }
     } else if (item.map !== undefined) {
       const map = item.map as Json;
       if (map.name !== "ports") {
-        const entries = new Map<string, string>();
-        for (const entry of (map.elem as unknown[] | undefined) ?? []) {
-          const [key, value] = entry as [unknown, unknown];
-          entries.set(elementText(key), elementText(value));
-        }
-        live.maps.set(String(map.name), entries);
+        live.otherMaps.push(String(map.name));
         continue;
       }
       live.hasPortsMap = true;

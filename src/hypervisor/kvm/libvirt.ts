@@ -1,9 +1,6 @@
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Addon, Connection, DomainSummary, HostInfo, LibvirtErrorShape, NativeEvent } from "../../../native/index.js";
 import { type ErrorCode, V6Error } from "../../errors.js";
+import { loadNativeAddon } from "../../native.js";
 
 /**
  * The thin TypeScript side of native/ (design sections 5 and 7): loads the addon, and turns its
@@ -110,22 +107,8 @@ async function call<T>(what: string, promise: () => Promise<T>): Promise<T> {
   }
 }
 
-let addon: Addon | undefined;
-
-/** Finds native/build/Release/v6agent_libvirt.node from src/ (tests) or dist/src/ (built). */
 function loadAddon(): Addon {
-  if (addon !== undefined) return addon;
-  const require = createRequire(import.meta.url);
-  let directory = dirname(fileURLToPath(import.meta.url));
-  for (let depth = 0; depth < 6; depth++) {
-    const candidate = join(directory, "native", "build", "Release", "v6agent_libvirt.node");
-    if (existsSync(candidate)) {
-      addon = require(candidate) as Addon;
-      return addon;
-    }
-    directory = dirname(directory);
-  }
-  throw new V6Error("unavailable", "the libvirt addon is not built (native/build/Release/v6agent_libvirt.node); run `npm run build`");
+  return loadNativeAddon<Addon>("v6agent_libvirt");
 }
 
 /** The libvirt library version the addon runs against (major * 1,000,000 + minor * 1,000 + release). */

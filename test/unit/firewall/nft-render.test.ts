@@ -44,7 +44,15 @@ describe("nft renderer", () => {
       JSON.stringify({
         nftables: [
           { metainfo: { version: "1.0.6" } },
-          { counter: { name: "ra_vnet1", packets: 3, bytes: 300 } },
+          { counter: { name: "unknown_br0", packets: 3, bytes: 300 } },
+          {
+            set: {
+              name: "drops_ra",
+              elem: [{ elem: { val: "vnet1", counter: { packets: 2, bytes: 160 } } }],
+              stmt: [{ counter: null }],
+            },
+          },
+          { map: { name: "ra_counters", elem: [] } },
           { set: { name: "ip6_vnet1", elem: ["2001:db8::1", "fe80::1"] } },
           { map: { name: "ports", elem: [["vnet1", { jump: { target: "port_vnet1" } }]] } },
           { chain: { name: "port_vnet1" } },
@@ -57,6 +65,10 @@ describe("nft renderer", () => {
     expect(live.ports.get("vnet1")).toBe("port_vnet1");
     expect(live.sets.get("ip6_vnet1")).toEqual(["2001:db8::1", "fe80::1"]);
     expect(live.chains.get("port_vnet1")).toEqual(["v6a:1", undefined]);
-    expect(live.counters.get("ra_vnet1")).toEqual({ packets: 3, bytes: 300 });
+    expect(live.counters.get("unknown_br0")).toEqual({ packets: 3, bytes: 300 });
+    expect(live.elementCounters.get("drops_ra")?.get("vnet1")).toEqual({ packets: 2, bytes: 160 });
+    // Only sets that count per element are counter sets; a map other than `ports` is an older layout.
+    expect(live.elementCounters.has("ip6_vnet1")).toBe(false);
+    expect(live.otherMaps).toEqual(["ra_counters"]);
   });
 });

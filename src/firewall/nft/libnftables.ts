@@ -1,0 +1,51 @@
+import type { NftAddon, NftErrorShape } from "../../../native/index.js";
+import { loadNativeAddon } from "../../native.js";
+
+/**
+ * nft scripts run in-process through libnftables (native/src/nftables.cc): the same language,
+ * transaction and error texts as `nft -f -`, without starting a process per change, which on
+ * its own costs more than a one-port transaction.
+ */
+
+export class NftError extends Error {
+  override readonly name = "NftError";
+  constructor(
+    message: string,
+    /** nft's own error text. */
+    readonly stderr: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface NftCallOptions {
+  /** A network namespace name (as `ip netns` knows it). */
+  netns?: string | undefined;
+  json?: boolean;
+  dryRun?: boolean;
+}
+
+/** Runs one nft script (one transaction); resolves to nft's output, rejects with `NftError`. */
+export async function nft(script: string, options: NftCallOptions = {}): Promise<string> {
+  if (options.netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(options.netns)) {
+    throw new NftError(`netns: ${JSON.stringify(options.netns)} is not a namespace name`, "");
+  }
+  const addon = loadNativeAddon<NftAddon>("v6agent_nftables");
+  try {
+    const { output } = await addon.run(script, {
+      ...(options.netns === undefined ? {} : { netns: `/run/netns/${options.netns}` }),
+      json: options.json ?? false,
+      dryRun: options.dryRun ?? false,
+    });
+    return output;
+  } catch (error) {
+    const stderr = (error as Partial<NftErrorShape>).stderr ?? String((error as Error).message ?? error);
+    throw new NftError(stderr.trim() || "nft: the transaction failed", stderr, { cause: error });
+  }
+}
+
+/** nft's answer when a table, chain, set or element named in the script does not exist. */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof NftError && /No such file or directory/.test(error.stderr);
+}
