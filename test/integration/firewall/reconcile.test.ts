@@ -191,3 +191,66 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s reconc
     expect(await firewall.readLive()).toEqual({ bridges: [], ports: [] });
   });
 });
+
+describe.skipIf(skip !== undefined)("nft layout and counts", () => {
+  let ns: Netns;
+  let firewall: Firewall;
+
+  beforeEach(async () => {
+    ns = await Netns.create("fwl");
+    firewall = await createFirewall({ backend: "nft", netns: ns.name });
+  });
+  afterEach(async () => {
+    await ns.destroy();
+  });
+
+  it("replaces a table of the older layout (counter maps) whole, and then reapplies nothing", async () => {
+    // The layout before per-port counts moved into the drops_* sets: a counter map and a
+    // port chain counting into a named counter.
+    await ns.exec("nft", ["-f", "-"], {
+      input: [
+        "table bridge v6agent {",
+        "  map ports { type ifname : verdict; }",
+        "  map ra_counters { type ifname : counter; }",
+        "  counter ra_vnet1 { }",
+        '  chain port_vnet1 { counter name "ra_vnet1" drop; }',
+        "  chain prerouting { type filter hook prerouting priority -300; policy accept; iifname vmap @ports; }",
+        "}",
+        'add element bridge v6agent ports { "vnet1" : jump port_vnet1 }',
+        'add element bridge v6agent ra_counters { "vnet1" : "ra_vnet1" }',
+      ].join("\n"),
+    });
+    const result = await firewall.reconcile(desired);
+    expect(result.addedPorts.sort()).toEqual(["vnet1", "vnet2", "vnet3"]);
+    const listing = (await ns.exec("nft", ["list", "table", "bridge", "v6agent"])).stdout;
+    expect(listing).not.toContain("ra_counters");
+    expect(listing).not.toContain("counter ra_vnet1");
+    expect(listing).toContain("set drops_ra");
+    expect((await firewall.reconcile(desired)).changed).toBe(false);
+  });
+
+  it("keeps a port's counts across a rule update, forgets them when the port goes, and drops stale ones", async () => {
+    await firewall.reconcile(desired);
+    // Counts as the drop chains would leave them (the attack tests make real ones).
+    await ns.exec("nft", ['add element bridge v6agent drops_ra { "vnet1" counter packets 3 bytes 300 }']);
+    await ns.exec("nft", ['add element bridge v6agent drops_spoof { "gone0" counter packets 1 bytes 60 }']);
+    const ra = async (device: string) => (await firewall.counters()).find((c) => c.device === device)?.ra.packets;
+    expect(await ra("vnet1")).toBe(3);
+    expect(await ra("vnet2")).toBe(0);
+    await firewall.upsertPort({ ...port("vnet1", 1), ipv6: ["2001:db8:1:1::99"] } as GuestPort);
+    expect(await ra("vnet1")).toBe(3);
+    // Reconcile forgets the count of a port that no longer exists.
+    expect(
+      (
+        await firewall.reconcile({
+          ...desired,
+          ports: desired.ports.map((p) => (p.device === "vnet1" ? { ...port("vnet1", 1), ipv6: ["2001:db8:1:1::99"] } : p)),
+        } as never)
+      ).changed,
+    ).toBe(true);
+    expect((await ns.exec("nft", ["list", "set", "bridge", "v6agent", "drops_spoof"])).stdout).not.toContain("gone0");
+    await firewall.removePort("vnet1");
+    await firewall.upsertPort(port("vnet1", 1));
+    expect(await ra("vnet1")).toBe(0);
+  });
+});
