@@ -4,7 +4,7 @@ import type { Logger } from "../../log.js";
 import type { ApplyResult, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../model.js";
 import { validateBridge, validatePort, validateState } from "../validate.js";
 import { isNotFound, NftError, nft } from "./libnftables.js";
-import { type NftLiveTable, parseNftJson } from "./live.js";
+import { type NftLiveTable, parseNftListing } from "./live.js";
 import {
   bridgeObjects,
   counterKinds,
@@ -209,7 +209,7 @@ export class NftFirewall implements Firewall {
   /** The live table, or undefined when it does not exist. */
   async readTable(): Promise<NftLiveTable | undefined> {
     try {
-      return parseNftJson(await nft(`list table bridge ${TABLE}`, { netns: this.netns, json: true }));
+      return parseNftListing(await nft(`list table bridge ${TABLE}`, { netns: this.netns }));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw firewallFailure(error);
@@ -224,7 +224,7 @@ export class NftFirewall implements Firewall {
   /** Bridges the `bridges` chain jumps to; undefined when our table does not exist. */
   private async liveBridgeNames(): Promise<string[] | undefined> {
     try {
-      return bridgeJumps(await nft(`list chain bridge ${TABLE} bridges`, { netns: this.netns, json: true }));
+      return bridgeJumps(await nft(`list chain bridge ${TABLE} bridges`, { netns: this.netns }));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw firewallFailure(error);
@@ -294,8 +294,6 @@ function portMatches(port: GuestPort, live: NftLiveTable): boolean {
 }
 
 /** The bridge names the `bridges` chain jumps to. */
-function bridgeJumps(json: string): string[] {
-  const names: string[] = [];
-  for (const match of json.matchAll(/"target":\s*"bridge_([^"]+)"/g)) names.push(match[1] as string);
-  return names;
+function bridgeJumps(listing: string): string[] {
+  return [...listing.matchAll(/\bjump bridge_(\S+)/g)].map((match) => match[1] as string);
 }

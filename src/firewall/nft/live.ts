@@ -1,7 +1,7 @@
 /**
- * Parses `nft -j list table bridge v6agent` into what reconcile compares: set elements, the
- * comment sequence of every chain's rules, the dispatch map, named counters and the per-port
- * counts kept in the `drops_*` sets.
+ * What reconcile compares, read from the live table: set elements, the comment sequence of
+ * every chain's rules, the dispatch map, named counters and the per-port counts kept in the
+ * `drops_*` sets.
  */
 export interface NftLiveTable {
   sets: Map<string, string[]>;
@@ -22,82 +22,114 @@ export interface NftLiveTable {
   hasPortsMap: boolean;
 }
 
-type Json = Record<string, unknown>;
-
-export function parseNftJson(text: string): NftLiveTable {
+/**
+ * Parses `nft list table bridge v6agent` (the text listing: a quarter of the size of `-j` and
+ * less than half its time at 1,000 ports, where the JSON is 6.5 MB). Only our own table is read,
+ * and only what reconcile needs: block headers, rule comments, `saddr !=` addresses, elements.
+ */
+export function parseNftListing(text: string): NftLiveTable {
   const live: NftLiveTable = {
     sets: new Map(),
     chains: new Map(),
     ports: new Map(),
     portComments: new Map(),
     otherMaps: [],
-    elementCounters: new Map(),
     sources: new Map(),
     counters: new Map(),
+    elementCounters: new Map(),
     hasPortsMap: false,
   };
-  const items = (JSON.parse(text) as { nftables?: Json[] }).nftables ?? [];
-  for (const item of items) {
-    if (item.set !== undefined) {
-      const set = item.set as Json;
-      const elements = (set.elem as unknown[] | undefined) ?? [];
-      live.sets.set(String(set.name), elements.map(elementText));
-      if (Array.isArray(set.stmt) && set.stmt.some((stmt: Json) => "counter" in stmt)) {
-        const counts = new Map<string, { packets: number; bytes: number }>();
-        for (const element of elements) {
-          const counter = ((element as Json)?.elem as Json | undefined)?.counter as Json | undefined;
-          counts.set(elementText(element), { packets: Number(counter?.packets ?? 0), bytes: Number(counter?.bytes ?? 0) });
-        }
-        live.elementCounters.set(String(set.name), counts);
-      }
-    } else if (item.map !== undefined) {
-      const map = item.map as Json;
-      if (map.name !== "ports") {
-        live.otherMaps.push(String(map.name));
-        continue;
-      }
-      live.hasPortsMap = true;
-      for (const entry of (map.elem as unknown[] | undefined) ?? []) {
-        const [key, verdict] = entry as [unknown, Json];
-        const jump = verdict?.jump as Json | undefined;
-        live.ports.set(elementText(key), jump === undefined ? "" : String(jump.target));
-        const comment = ((key as Json)?.elem as Json | undefined)?.comment;
-        if (typeof comment === "string") live.portComments.set(elementText(key), comment);
-      }
-    } else if (item.chain !== undefined) {
-      const chain = item.chain as Json;
-      if (!live.chains.has(String(chain.name))) live.chains.set(String(chain.name), []);
-    } else if (item.rule !== undefined) {
-      const rule = item.rule as Json;
-      const name = String(rule.chain);
-      const list = live.chains.get(name) ?? [];
-      list.push(typeof rule.comment === "string" ? rule.comment : undefined);
-      live.chains.set(name, list);
-      for (const expression of (rule.expr as Json[] | undefined) ?? []) {
-        const match = expression.match as Json | undefined;
-        const payload = (match?.left as Json | undefined)?.payload as Json | undefined;
-        if (match?.op !== "!=" || payload?.field !== "saddr" || typeof match.right !== "string") continue;
-        const sources = live.sources.get(name) ?? { ip6: [], ip4: [] };
-        if (payload.protocol === "ip6" && match.right !== "::") sources.ip6.push(match.right);
-        if (payload.protocol === "ip") sources.ip4.push(match.right);
-        live.sources.set(name, sources);
-      }
-    } else if (item.counter !== undefined) {
-      const counter = item.counter as Json;
-      live.counters.set(String(counter.name), { packets: Number(counter.packets ?? 0), bytes: Number(counter.bytes ?? 0) });
+  let block: { kind: string; name: string; counts: boolean } | undefined;
+  let elements: string | undefined;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = (lines[i] as string).trim();
+    const header = /^(chain|set|map|counter) (\S+) \{$/.exec(line);
+    if (header !== null) {
+      block = { kind: header[1] as string, name: header[2] as string, counts: false };
+      if (block.kind === "chain") live.chains.set(block.name, []);
+      if (block.kind === "set") live.sets.set(block.name, []);
+      if (block.kind === "map" && block.name === "ports") live.hasPortsMap = true;
+      if (block.kind === "map" && block.name !== "ports") live.otherMaps.push(block.name);
+      continue;
+    }
+    if (block === undefined || line === "") continue;
+    if (line === "}") {
+      block = undefined;
+      continue;
+    }
+    if (block.kind === "chain") {
+      if (/^type \S+ hook /.test(line)) continue;
+      const comment = / comment "([^"]*)"$/.exec(line)?.[1];
+      live.chains.get(block.name)?.push(comment);
+      addSources(live, block.name, line);
+    } else if (block.kind === "counter") {
+      const values = /^packets (\d+) bytes (\d+)$/.exec(line);
+      if (values !== null) live.counters.set(block.name, { packets: Number(values[1]), bytes: Number(values[2]) });
+    } else if (line === "counter") {
+      block.counts = true;
+      live.elementCounters.set(block.name, new Map());
+    } else if (line.startsWith("elements = {")) {
+      // The element list may span lines; it ends at the first `}` outside quotes.
+      elements = line.slice("elements = {".length);
+      while (!closed(elements) && i + 1 < lines.length) elements += ` ${(lines[++i] as string).trim()}`;
+      for (const element of splitElements(elements)) addElement(live, block, element);
     }
   }
   return live;
 }
 
-/** Set elements come back as plain strings, or as `{elem: {val: ...}}` when they carry options. */
-function elementText(value: unknown): string {
-  if (typeof value === "string" || typeof value === "number") return String(value);
-  const object = value as Json;
-  if (object?.elem !== undefined) return elementText((object.elem as Json).val);
-  if (object?.prefix !== undefined) {
-    const prefix = object.prefix as Json;
-    return `${String(prefix.addr)}/${String(prefix.len)}`;
+function addSources(live: NftLiveTable, chain: string, rule: string): void {
+  const ip6 = [...rule.matchAll(/(?:^|\s)ip6 saddr != ([0-9a-fA-F:.]+)(?=\s|$)/g)].map((m) => m[1] as string).filter((a) => a !== "::");
+  const ip4 = [...rule.matchAll(/(?:^|\s)ip saddr != ([0-9.]+)(?=\s|$)/g)].map((m) => m[1] as string);
+  if (ip6.length === 0 && ip4.length === 0) return;
+  const sources = live.sources.get(chain) ?? { ip6: [], ip4: [] };
+  sources.ip6.push(...ip6);
+  sources.ip4.push(...ip4);
+  live.sources.set(chain, sources);
+}
+
+/** Whether an element list's text contains its closing `}` (outside quotes). */
+function closed(text: string): boolean {
+  let quoted = false;
+  for (const c of text) {
+    if (c === '"') quoted = !quoted;
+    else if (c === "}" && !quoted) return true;
   }
-  return JSON.stringify(value);
+  return false;
+}
+
+/** The elements of `... , ... }` split at top-level commas, up to the closing brace. */
+function splitElements(text: string): string[] {
+  const out: string[] = [];
+  let quoted = false;
+  let current = "";
+  for (const c of text) {
+    if (c === '"') quoted = !quoted;
+    if (!quoted && (c === "," || c === "}")) {
+      if (current.trim() !== "") out.push(current.trim());
+      current = "";
+      if (c === "}") break;
+      continue;
+    }
+    current += c;
+  }
+  return out;
+}
+
+function addElement(live: NftLiveTable, block: { kind: string; name: string; counts: boolean }, element: string): void {
+  const key = /^"([^"]*)"|^(\S+)/.exec(element);
+  const name = (key?.[1] ?? key?.[2] ?? "") as string;
+  if (block.kind === "map") {
+    if (block.name !== "ports") return;
+    live.ports.set(name, / : (?:jump|goto) (\S+)$/.exec(element)?.[1] ?? "");
+    const comment = / comment "([^"]*)"/.exec(element)?.[1];
+    if (comment !== undefined) live.portComments.set(name, comment);
+    return;
+  }
+  live.sets.get(block.name)?.push(name);
+  if (block.counts) {
+    const values = / counter packets (\d+) bytes (\d+)/.exec(element);
+    live.elementCounters.get(block.name)?.set(name, { packets: Number(values?.[1] ?? 0), bytes: Number(values?.[2] ?? 0) });
+  }
 }

@@ -137,7 +137,9 @@ const COMMANDS = new Map<string, Handling>([
       exitCodes: [0, 1, 2],
       check: (stdout) => {
         const report = JSON.parse(stdout) as { worst: string; checks: { name: string; status: string }[] };
-        expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(["kernel.bridge", "kernel.nftables-bridge", "tool.nft", "tool.libnftables"]));
+        expect(report.checks.map((c) => c.name)).toEqual(
+          expect.arrayContaining(["kernel.bridge", "kernel.nftables-bridge", "tool.nft", "tool.libnftables"]),
+        );
         expect(["ok", "warn", "fail"]).toContain(report.worst);
       },
     },

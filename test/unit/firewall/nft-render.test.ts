@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseNftJson } from "../../../src/firewall/nft/live.js";
+import { parseNftListing } from "../../../src/firewall/nft/live.js";
 import {
   ipv6Integer,
   renderPortRemoval,
@@ -39,36 +39,80 @@ describe("nft renderer", () => {
     expect(ruleComment("a")).not.toBe(ruleComment("b"));
   });
 
-  it("parses nft -j output into sets, chains, the dispatch map and counters", () => {
-    const live = parseNftJson(
-      JSON.stringify({
-        nftables: [
-          { metainfo: { version: "1.0.6" } },
-          { counter: { name: "unknown_br0", packets: 3, bytes: 300 } },
-          {
-            set: {
-              name: "drops_ra",
-              elem: [{ elem: { val: "vnet1", counter: { packets: 2, bytes: 160 } } }],
-              stmt: [{ counter: null }],
-            },
-          },
-          { map: { name: "ra_counters", elem: [] } },
-          { set: { name: "ip6_vnet1", elem: ["2001:db8::1", "fe80::1"] } },
-          { map: { name: "ports", elem: [["vnet1", { jump: { target: "port_vnet1" } }]] } },
-          { chain: { name: "port_vnet1" } },
-          { rule: { chain: "port_vnet1", comment: "v6a:1" } },
-          { rule: { chain: "port_vnet1" } },
-        ],
-      }),
-    );
+  it("parses nft's listing into sets, chains, the dispatch map and counters", () => {
+    // As `nft list table bridge v6agent` prints it (nft 1.0.6), cut down.
+    const listing = [
+      "table bridge v6agent {",
+      "\tcounter unknown_br0 {",
+      "\t\tpackets 3 bytes 300",
+      "\t}",
+      "",
+      "\tmap ports {",
+      "\t\ttype ifname : verdict",
+      '\t\telements = { "vnet1" comment "bridge=br0 mac=52:54:00:12:34:56" : jump port_vnet1,',
+      '\t\t\t     "vnet2" comment "bridge=br0 mac=52:54:00:12:34:57" : jump port_vnet2 }',
+      "\t}",
+      "",
+      "\tmap ra_counters {",
+      "\t\ttype ifname : counter",
+      "\t}",
+      "",
+      "\tset trusted_br0 {",
+      "\t\ttype ifname",
+      '\t\telements = { "uplink0" }',
+      "\t}",
+      "",
+      "\tset drops_ra {",
+      "\t\ttype ifname",
+      "\t\tsize 65535",
+      "\t\tflags dynamic",
+      "\t\tcounter",
+      '\t\telements = { "vnet1" counter packets 2 bytes 160,',
+      '\t\t\t     "vnet2" counter packets 0 bytes 0 }',
+      "\t}",
+      "",
+      "\tset drops_spoof {",
+      "\t\ttype ifname",
+      "\t\tsize 65535",
+      "\t\tflags dynamic",
+      "\t\tcounter",
+      "\t}",
+      "",
+      "\tchain prerouting {",
+      "\t\ttype filter hook prerouting priority -300; policy accept;",
+      '\t\tiifname vmap @ports comment "v6a:aaaaaaaaaaaa"',
+      "\t}",
+      "",
+      "\tchain port_vnet1 {",
+      '\t\tether saddr != 52:54:00:12:34:56 goto drop_spoof comment "v6a:a858ad762904"',
+      '\t\tip6 saddr != :: ip6 saddr != fe80::5054:ff:fe12:3456 ip6 saddr != 2001:db8:1:1::10 goto drop_spoof comment "v6a:9ed625fe0329"',
+      '\t\tarp saddr ip != 0.0.0.0 arp saddr ip != 192.0.2.10 goto drop_ipv4 comment "v6a:63e7e6de2ccb"',
+      '\t\tether type ip ip saddr != 192.0.2.10 goto drop_ipv4 comment "v6a:437f801d3f0e"',
+      "\t\tether type ip accept",
+      "\t}",
+      "}",
+    ].join("\n");
+    const live = parseNftListing(listing);
     expect(live.hasPortsMap).toBe(true);
     expect(live.ports.get("vnet1")).toBe("port_vnet1");
-    expect(live.sets.get("ip6_vnet1")).toEqual(["2001:db8::1", "fe80::1"]);
-    expect(live.chains.get("port_vnet1")).toEqual(["v6a:1", undefined]);
+    expect(live.ports.get("vnet2")).toBe("port_vnet2");
+    expect(live.portComments.get("vnet2")).toBe("bridge=br0 mac=52:54:00:12:34:57");
+    expect(live.sets.get("trusted_br0")).toEqual(["uplink0"]);
+    expect(live.chains.get("prerouting")).toEqual(["v6a:aaaaaaaaaaaa"]);
+    expect(live.chains.get("port_vnet1")).toEqual([
+      "v6a:a858ad762904",
+      "v6a:9ed625fe0329",
+      "v6a:63e7e6de2ccb",
+      "v6a:437f801d3f0e",
+      undefined,
+    ]);
+    // The own-address lists, without `::` and without ARP's sender addresses.
+    expect(live.sources.get("port_vnet1")).toEqual({ ip6: ["fe80::5054:ff:fe12:3456", "2001:db8:1:1::10"], ip4: ["192.0.2.10"] });
     expect(live.counters.get("unknown_br0")).toEqual({ packets: 3, bytes: 300 });
     expect(live.elementCounters.get("drops_ra")?.get("vnet1")).toEqual({ packets: 2, bytes: 160 });
+    expect(live.elementCounters.get("drops_spoof")?.size).toBe(0);
     // Only sets that count per element are counter sets; a map other than `ports` is an older layout.
-    expect(live.elementCounters.has("ip6_vnet1")).toBe(false);
+    expect(live.elementCounters.has("trusted_br0")).toBe(false);
     expect(live.otherMaps).toEqual(["ra_counters"]);
   });
 });
