@@ -29,6 +29,9 @@ import {
   TABLE,
 } from "./render.js";
 
+/** The set of every port that has a chain: its members go on to the shared `guest` chain. */
+const GUEST_PORTS = "guest_ports";
+
 export interface NftFirewallOptions {
   netns?: string;
   logger?: Logger;
@@ -70,6 +73,7 @@ export class NftFirewall implements Firewall {
     const parts: string[] = [];
     const skeletonOk =
       live.hasPortsMap &&
+      live.sets.has(GUEST_PORTS) &&
       counterKinds.every((kind) => live.elementCounters.has(dropObjects(kind).set)) &&
       renderSkeletonRules().every(({ chain, rules }) => sameComments(live.chains.get(chain), rules)) &&
       live.chains.has("bridges");
@@ -80,14 +84,16 @@ export class NftFirewall implements Firewall {
     const bridgeNames = state.bridges.map((b) => b.name as string);
     if (!sameComments(live.chains.get("bridges"), renderBridgesChainRules(bridgeNames))) parts.push(renderBridgesChain(bridgeNames));
     const desiredDevices = new Set(state.ports.map((p) => p.device as string));
+    const guestPorts = new Set(live.sets.get(GUEST_PORTS) ?? []);
     for (const port of state.ports) {
-      if (portMatches(port, live)) continue;
+      if (guestPorts.has(port.device) && portMatches(port, live)) continue;
       parts.push(renderPortUpsert(port));
       const exists = live.ports.has(port.device) || live.chains.has(portObjects(port.device).chain);
       (exists ? result.updatedPorts : result.addedPorts).push(port.device);
     }
     const liveDevices = new Set([
       ...live.ports.keys(),
+      ...guestPorts,
       ...[...live.chains.keys()].filter((c) => c.startsWith("port_")).map((c) => c.slice(5)),
     ]);
     for (const device of liveDevices) {

@@ -81,7 +81,7 @@ export function parseNftListing(text: string): NftLiveTable {
 
 function addSources(live: NftLiveTable, chain: string, rule: string): void {
   const ip6 = [...rule.matchAll(/(?:^|\s)ip6 saddr != ([0-9a-fA-F:.]+)(?=\s|$)/g)].map((m) => m[1] as string).filter((a) => a !== "::");
-  const ip4 = [...rule.matchAll(/(?:^|\s)ip saddr != ([0-9.]+)(?=\s|$)/g)].map((m) => m[1] as string);
+  const ip4 = [...rule.matchAll(/(?:^|\s)ip saddr != ([0-9.]+)(?=\s|$)/g)].map((m) => m[1] as string).filter((a) => a !== "0.0.0.0");
   if (ip6.length === 0 && ip4.length === 0) return;
   const sources = live.sources.get(chain) ?? { ip6: [], ip4: [] };
   sources.ip6.push(...ip6);

@@ -3,9 +3,19 @@ import type { FirewallState, GuestPort, ManagedBridge } from "../model.js";
 import { expand } from "../validate.js";
 
 /**
- * Pure rendering of the port policy (design section 4) into nft scripts for `nft -f -`.
- * Everything lives in `table bridge v6agent`; guest traffic is dispatched by `iifname` through
- * the `ports` verdict map into one chain per port, whose addresses live in per-port sets.
+ * Pure rendering of the port policy (design section 4) into nft scripts (one transaction each).
+ * Everything lives in `table bridge v6agent`. A guest frame first goes through its own port's
+ * chain, by `iifname` through the `ports` verdict map: only the checks that depend on the port
+ * (its MAC, its addresses, its ND link-layer options and targets), none of which accepts. It
+ * comes back to the base chain and, as a member of `guest_ports`, goes to the shared `guest`
+ * chain for everything that does not depend on the port (RA-Guard, DHCPv6-Shield, fragments,
+ * DHCPv4), which accepts what is left.
+ *
+ * Why the shared checks are not jumped to from each port chain: at the commit of any
+ * transaction that adds a rule with a verdict, the kernel validates every chain reachable from
+ * the base chain, through every element of the `ports` map and into every chain a port chain
+ * jumps to, again for each port. Short port chains that jump nowhere but to the two-rule drop
+ * chains keep that walk small, which is what a one-port change costs at 1,000 ports.
  *
  * Every rule carries `comment "v6a:<hash>"` (a hash of its text) so reconcile can tell, from the
  * live ruleset alone, whether a chain still holds exactly the rules we would write.
@@ -69,7 +79,22 @@ export function renderSkeletonRules(): { chain: string; rules: string[] }[] {
     // Count the drop for the incoming port, then drop (also when the count could not be kept).
     ...counterKinds.map((kind) => ({ chain: dropObjects(kind).chain, rules: [`add @${dropObjects(kind).set} { iifname }`, "drop"] })),
     {
-      // Port-independent IPv6 checks, jumped to from every port chain after its source checks.
+      // Everything that does not depend on the port, after the port's own chain passed the frame.
+      chain: "guest",
+      rules: [
+        // DAD: the unspecified source only towards multicast.
+        `ether type ip6 ip6 saddr :: ip6 daddr != ff02::/16 ${drop("spoof")}`,
+        "ether type ip6 jump guest_ip6",
+        "ether type ip6 accept",
+        "ether type arp accept",
+        "ether type ip jump guest_ip4",
+        "ether type ip accept",
+        // Any other ethertype (802.1Q tags included) could hide the rest.
+        drop("spoof"),
+      ],
+    },
+    {
+      // Port-independent IPv6 checks.
       chain: "guest_ip6",
       rules: [
         // RFC 6980: no fragmented ICMPv6 (first or later fragments).
@@ -103,7 +128,9 @@ export function renderSkeletonRules(): { chain: string; rules: string[] }[] {
       rules: [
         `meta l4proto udp udp sport 67 ${drop("ipv4")}`,
         `meta l4proto udp udp dport 68 ${drop("ipv4")}`,
+        // The unspecified source (which port chains let through) only for a DHCPv4 request.
         "ip saddr 0.0.0.0 ip daddr 255.255.255.255 meta l4proto udp udp sport 68 udp dport 67 accept",
+        `ip saddr 0.0.0.0 ${drop("ipv4")}`,
       ],
     },
     {
@@ -122,7 +149,7 @@ export function renderSkeletonRules(): { chain: string; rules: string[] }[] {
       // Byte 16..19 of the TCP header (checksum, urgent pointer): readable means the fixed header is whole.
       rules: ["@th,128,32 >= 0x0 accept"],
     },
-    { chain: "prerouting", rules: ["iifname vmap @ports", "jump bridges"] },
+    { chain: "prerouting", rules: ["iifname vmap @ports", "iifname @guest_ports goto guest", "jump bridges"] },
   ];
 }
 
@@ -130,6 +157,7 @@ export function renderSkeleton(): string {
   const lines = [
     `add table ${T}`,
     `add map ${T} ports { type ifname : verdict; }`,
+    `add set ${T} guest_ports { type ifname; }`,
     ...counterKinds.map((kind) => `add set ${T} ${dropObjects(kind).set} { type ifname; size ${DROP_SET_SIZE}; flags dynamic; counter; }`),
     `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
     `add chain ${T} bridges`,
@@ -199,10 +227,10 @@ export function renderBridgeRemoval(name: string): string {
 }
 
 /**
- * The rules of one guest port's chain, in order: only what depends on the port; the rest is in
- * the shared `guest_ip6`/`guest_ip4` chains. Few rules per port and no anonymous sets keep a
- * 1000-port transaction fast (nft 1.0.6 slows down quadratically with thousands of anonymous
- * sets, and costs grow with the rule count).
+ * The rules of one guest port's chain: only what depends on the port, and no accept (the frame
+ * goes on to the shared `guest` chain). Few rules per port and no sets or jumps of its own keep
+ * both a 1,000-port transaction and the kernel's validation at each commit small (nft 1.0.6
+ * slows down quadratically with thousands of anonymous sets).
  */
 export function renderPortRules(port: GuestPort): string[] {
   const c = (kind: CounterKind) => `goto ${dropObjects(kind).chain}`;
@@ -214,29 +242,19 @@ export function renderPortRules(port: GuestPort): string[] {
   return [
     // Source MAC pinned.
     `ether saddr != ${port.mac} ${c("spoof")}`,
-    // IPv6 source: own link-local and assigned addresses, or :: for DAD to ff02::/16.
-    `ether type ip6 ip6 saddr :: ip6 daddr != ff02::/16 ${c("spoof")}`,
+    // IPv6 source: own link-local and assigned addresses, or :: (DAD; `guest` checks where to).
     `ether type ip6 ip6 saddr != ::${notOwn("ip6 saddr", ownAddresses)} ${c("spoof")}`,
-    // Fragments, RA-Guard, DHCPv6-Shield, header-chain checks.
-    "ether type ip6 jump guest_ip6",
     // NS/NA (135-136): a link-layer option first (byte 24), or after a nonce option (RFC 7527),
     // must carry our MAC. RS: its source link-layer option (byte 8).
     `${icmp} 135-136 @th,192,8 1-2 @th,208,48 != ${mac} ${c("spoof")}`,
     `${icmp} 135-136 @th,192,16 0x0e01 @th,256,8 1-2 @th,272,48 != ${mac} ${c("spoof")}`,
     `${icmp} nd-router-solicit @th,64,8 1 @th,80,48 != ${mac} ${c("spoof")}`,
     // NA: the target (ICMPv6 bytes 8..23) must be one of our addresses.
-    ...ownAddresses.map((address) => `${icmp} nd-neighbor-advert @th,64,128 ${ipv6Integer(address)} accept`),
-    `${icmp} nd-neighbor-advert ${c("spoof")}`,
-    "ether type ip6 accept",
-    // Dual stack: ARP and IPv4 source pinned; DHCPv4 server replies dropped in guest_ip4.
+    `${icmp} nd-neighbor-advert${notOwn("@th,64,128", ownAddresses.map(ipv6Integer))} ${c("spoof")}`,
+    // Dual stack: ARP and IPv4 source pinned (0.0.0.0 only as `guest_ip4` allows it).
     `ether type arp arp saddr ether != ${port.mac} ${c("ipv4")}`,
     `ether type arp arp saddr ip != 0.0.0.0${notOwn("arp saddr ip", port.ipv4)} ${c("ipv4")}`,
-    "ether type arp accept",
-    "ether type ip jump guest_ip4",
-    `ether type ip${notOwn("ip saddr", port.ipv4)} ${c("ipv4")}`,
-    "ether type ip accept",
-    // Any other ethertype (802.1Q tags included) could hide the rest.
-    c("spoof"),
+    `ether type ip ip saddr != 0.0.0.0${notOwn("ip saddr", port.ipv4)} ${c("ipv4")}`,
   ];
 }
 
@@ -258,6 +276,7 @@ export function renderPortUpsert(port: GuestPort): string {
   const lines = [
     `add chain ${T} ${o.chain}`,
     `flush chain ${T} ${o.chain}`,
+    `add element ${T} guest_ports { ${device} }`,
     ...renderPortRules(port).map((rule) => `add rule ${T} ${o.chain} ${withComment(rule)}`),
     `add element ${T} ports { ${device} : jump ${o.chain} }`,
     `delete element ${T} ports { ${device} }`,
@@ -277,6 +296,8 @@ export function renderPortRemoval(device: string): string {
     `add chain ${T} ${o.chain}`,
     `add element ${T} ports { ${quote(device)} : jump ${o.chain} }`,
     `delete element ${T} ports { ${quote(device)} }`,
+    `add element ${T} guest_ports { ${quote(device)} }`,
+    `delete element ${T} guest_ports { ${quote(device)} }`,
     `flush chain ${T} ${o.chain}`,
     `delete chain ${T} ${o.chain}`,
     ...counterKinds.map((kind) => renderDropCountRemoval(kind, device)),
@@ -317,6 +338,7 @@ export function renderPortsBlock(ports: readonly GuestPort[]): string {
     ...body,
     "}",
     `add element ${T} ports { ${elements((p) => `${quote(p.device)} comment "${portEntryComment(p)}" : jump ${portObjects(p.device).chain}`)} }`,
+    `add element ${T} guest_ports { ${elements((p) => quote(p.device))} }`,
   ].join("\n");
 }
 
