@@ -99,7 +99,12 @@ export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
     description: "Inline bearer token; use `tokenFile` to keep it out of the config.",
   },
   { field: "management.insecure", type: "boolean", default: "false", description: "Allow `ws://` to a non-loopback server (plain text)." },
-  { field: "management.heartbeatSeconds", type: "integer 1–3600", default: "15", description: "Interval between heartbeats." },
+  {
+    field: "management.heartbeatSeconds",
+    type: "integer 1–3600",
+    default: "15",
+    description: "Longest interval between heartbeats; the server's hello answer may ask for a shorter one.",
+  },
   {
     field: "management.timeoutSeconds",
     type: "integer 2–86400, > heartbeatSeconds",

@@ -86,10 +86,15 @@ export interface AgentChannelOptions {
   limits?: Partial<ChannelLimits>;
   liveness?: Partial<ChannelLiveness>;
   backoff?: Partial<BackoffOptions>;
-  /** Used until the server's hello answer says otherwise. Default 10 s. */
+  /**
+   * The longest interval between heartbeats. The server's hello answer may ask for a shorter
+   * one, never a longer one: the agent's own liveness timeout is set against this. Default 10 s.
+   */
   heartbeatIntervalMs?: number;
   logger?: Logger;
 }
+
+const DEFAULT_HEARTBEAT_MS = 10_000;
 
 export type ChannelState = "idle" | "connecting" | "connected" | "disconnected" | "stopping" | "stopped";
 
@@ -172,7 +177,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.liveness = { ...DEFAULT_LIVENESS, ...options.liveness };
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.heartbeatMs = options.heartbeatIntervalMs ?? 10_000;
+    this.heartbeatMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
     this.log = options.logger?.child({ component: "channel" });
     const storeOptions: ConstructorParameters<typeof ResultStore>[0] = { maxEntries: this.limits.maxStoredResults };
     if (options.outboxPath !== undefined) storeOptions.path = options.outboxPath;
@@ -319,7 +324,7 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     ) as AgentHelloResult;
     if (this.socket !== socket) return;
     this.store.resumeToken = answer.resumeToken;
-    this.heartbeatMs = answer.heartbeatIntervalMs;
+    this.heartbeatMs = Math.min(answer.heartbeatIntervalMs, this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS);
     this.ready = true;
     this.attempt = 0;
     // Results of commands that finished while we were away, then unacknowledged reports.

@@ -8,8 +8,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(agentOptions: Parameters<typeof makeAgent>[0] extends infer O ? Partial<O> : never = {}) {
-  const server = new ManagementServer({ heartbeatIntervalMs: 200 });
+async function setup(agentOptions: Parameters<typeof makeAgent>[0] extends infer O ? Partial<O> : never = {}, serverHeartbeatMs = 200) {
+  const server = new ManagementServer({ heartbeatIntervalMs: serverHeartbeatMs });
   const { url } = await server.start();
   cleanups.push(() => server.stop());
   const handler = new RecordingHandler();
@@ -31,6 +31,11 @@ describe("agent channel ↔ reference server", () => {
     await server.reports.wait({ method: "agent.heartbeat" }, 5000);
     expect(server.reports.query({ method: "agent.heartbeat" }).length).toBeGreaterThan(0);
     expect(server.reports.query({ method: "agent.hello" })[0]?.hostId).toBe("host-1");
+  });
+
+  it("heartbeats at its own configured interval when the server asks for a longer one", async () => {
+    const { server } = await setup({ heartbeatIntervalMs: 100 }, 600_000);
+    await eventually(() => server.reports.query({ method: "agent.heartbeat" }).length >= 3, "three heartbeats at 100 ms");
   });
 
   it("answers a repeated id from the journal without running it again", async () => {
