@@ -151,10 +151,15 @@ describe("malformed input to the reference server", () => {
     const answers: { id: unknown; error?: { code: number; data?: { field?: string } }; result?: unknown }[] = [];
     socket.on("message", (data) => answers.push(JSON.parse(String(data))));
     await new Promise((resolve) => socket.once("open", resolve));
+    let asked = 0;
     const ask = async (frame: string | Buffer, binary = false) => {
       const before = answers.length;
+      asked++;
       socket.send(frame, { binary });
       await eventually(() => answers.length > before, "the server's answer");
+      // Exactly one answer per frame: the server answers in order, so an extra answer to an
+      // earlier frame would already be here.
+      expect(answers.length).toBe(asked);
       return answers[answers.length - 1];
     };
     return { server, socket, ask };

@@ -34,8 +34,14 @@ describe("xtables renderer", () => {
   it("checks the NA target and link-layer options at fixed offsets only without extension headers", () => {
     const rules = ip6PortRules(port).map((r) => r.text);
     const nd = rules.filter((r) => /--icmpv6-type 13[356]/.test(r));
-    // Every ND rule is either the "no extension header" guard or follows it (u32 at byte 4).
-    expect(nd.slice(0, 3).every((r) => r.includes('! --u32 "0x4>>0x8&0xff=0x3a"'))).toBe(true);
+    // Every ND rule is either the "no extension header" guard (u32 at byte 4: the next header
+    // is ICMPv6) of RS, NS and NA, or comes after all three guards.
+    const guard = '! --u32 "0x4>>0x8&0xff=0x3a"';
+    const guards = nd.filter((r) => r.includes(guard));
+    expect(guards.map((r) => /--icmpv6-type (\d+)/.exec(r)?.[1]).sort()).toEqual(["133", "135", "136"]);
+    const checks = nd.filter((r) => !r.includes(guard));
+    expect(checks.length).toBeGreaterThanOrEqual(4);
+    expect(Math.min(...checks.map((r) => nd.indexOf(r)))).toBeGreaterThan(Math.max(...guards.map((r) => nd.indexOf(r))));
     expect(ip6TargetRules(port)[0]?.text).toBe('-m u32 --u32 "0x30=0xfe800000&&0x34=0x0&&0x38=0x505400ff&&0x3c=0xfe123456" -j RETURN');
   });
 
