@@ -97,7 +97,15 @@ export class XtablesFirewall implements Firewall {
 
   async reconcile(desired: FirewallState, options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     const state = validateState(desired);
-    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
+    return this.reconcileSaved(state, await this.saveBoth(), options);
+  }
+
+  /** Reconcile against tables already read (ensureBridge and removeBridge read them once). */
+  private async reconcileSaved(
+    state: FirewallState,
+    [eb, ip6]: [SavedTable, SavedTable],
+    options: { dryRun?: boolean } = {},
+  ): Promise<ApplyResult> {
     const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
 
     const ebLines: string[] = [];
@@ -267,7 +275,7 @@ export class XtablesFirewall implements Firewall {
         // Changed behind our back: fall back to reading what is there.
       }
     }
-    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
+    const [eb, ip6] = await this.saveBoth();
     const ebBatch = (eb.chains.get(EB_MAIN)?.rules ?? []).filter((r) => r === ebJump || r === ebReturn).map((r) => `-D ${EB_MAIN} ${r}`);
     if (eb.chains.has(ebChain)) ebBatch.push(`-F ${ebChain}`, `-X ${ebChain}`);
     const ip6Batch = (ip6.chains.get(IP6_MAIN)?.rules ?? [])
@@ -283,61 +291,31 @@ export class XtablesFirewall implements Firewall {
 
   async ensureBridge(input: ManagedBridge): Promise<void> {
     const bridge = validateBridge(input);
-    const live = await this.readLive();
+    const saved = await this.saveBoth();
+    const live = liveState(...saved);
     const bridges = live.bridges.filter((b) => b.name !== bridge.name);
     bridges.push(bridge);
-    await this.reconcile({ bridges, ports: live.ports });
+    await this.reconcileSaved(validateState({ bridges, ports: live.ports }), saved);
   }
 
   async removeBridge(name: string): Promise<void> {
     const bridgeName = parseInterfaceName(name, "bridge.name");
-    const live = await this.readLive();
-    await this.reconcile({
-      bridges: live.bridges.filter((b) => b.name !== bridgeName),
-      ports: live.ports.filter((p) => p.bridge !== bridgeName),
-    });
+    const saved = await this.saveBoth();
+    const live = liveState(...saved);
+    const bridges = live.bridges.filter((b) => b.name !== bridgeName);
+    await this.reconcileSaved(validateState({ bridges, ports: live.ports.filter((p) => p.bridge !== bridgeName) }), saved);
   }
 
   async readLive(): Promise<FirewallState> {
-    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
-    const bridges: ManagedBridge[] = [];
-    for (const [chain, { rules }] of eb.chains) {
-      if (!chain.startsWith("V6B-")) continue;
-      const bridge = { name: chain.slice(4), trustedPorts: [] as string[] } as unknown as ManagedBridge;
-      const patterns: string[] = [];
-      for (const rule of rules) {
-        const trusted = /^-i (\S+) -j RETURN$/.exec(rule);
-        const guest = /^-i (\S+)\+ -j DROP$/.exec(rule);
-        if (trusted) (bridge.trustedPorts as string[]).push(trusted[1] as string);
-        if (guest) patterns.push(`${guest[1]}*`);
-      }
-      if (patterns.length > 0) bridge.guestPortPatterns = patterns;
-      bridges.push(bridge);
-    }
-    const ports: GuestPort[] = [];
-    for (const rule of ip6.chains.get(IP6_MAIN)?.rules ?? []) {
-      const match = /--physdev-in (\S+) .*bridge=(\S+?)"? -j/.exec(rule);
-      if (!match) continue;
-      const device = match[1] as string;
-      const ebRules = eb.chains.get(ebPortChain(device))?.rules ?? [];
-      const addresses = (ip6.chains.get(ip6PortChain(device))?.rules ?? []).flatMap((r) => {
-        const source = /^-s (\S+)\/128 -j RETURN$/.exec(r);
-        return source ? [source[1] as string] : [];
-      });
-      ports.push({
-        device,
-        bridge: match[2],
-        mac: /^-s ! (\S+) -j DROP$/.exec(ebRules[0] ?? "")?.[1] ?? "",
-        linkLocals: addresses.filter((a) => a.startsWith("fe80:")),
-        ipv6: addresses.filter((a) => !a.startsWith("fe80:")),
-        ipv4: ebRules.flatMap((r) => /^-p IPv4 --ip-src (\S+) -j RETURN$/.exec(r)?.[1] ?? []).filter((a) => a !== "0.0.0.0"),
-      } as GuestPort);
-    }
-    return { bridges, ports };
+    return liveState(...(await this.saveBoth()));
+  }
+
+  private async saveBoth(): Promise<[SavedTable, SavedTable]> {
+    return Promise.all([this.save("eb"), this.save("ip6")]);
   }
 
   async counters(): Promise<PortCounters[]> {
-    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
+    const [eb, ip6] = await this.saveBoth();
     const devices = [...eb.chains.keys()].filter((c) => c.startsWith("V6A-")).map((c) => c.slice(4));
     return devices.sort().map((device) => {
       const sums: Record<string, DropCounter> = {};
@@ -360,7 +338,7 @@ export class XtablesFirewall implements Firewall {
   }
 
   async removeAll(): Promise<void> {
-    const [eb, ip6] = await Promise.all([this.save("eb"), this.save("ip6")]);
+    const [eb, ip6] = await this.saveBoth();
     const ours = (name: string) => name === EB_MAIN || /^V6[ABN]-/.test(name);
     const ebBatch: string[] = [];
     const ip6Batch: string[] = [];
@@ -454,4 +432,42 @@ function sameSet(live: readonly string[], wanted: readonly string[]): boolean {
   if (live.length !== wanted.length) return false;
   const set = new Set(live);
   return wanted.every((rule) => set.has(rule));
+}
+
+/** Our bridges and ports as the saved tables show them. */
+function liveState(eb: SavedTable, ip6: SavedTable): FirewallState {
+  const bridges: ManagedBridge[] = [];
+  for (const [chain, { rules }] of eb.chains) {
+    if (!chain.startsWith("V6B-")) continue;
+    const bridge = { name: chain.slice(4), trustedPorts: [] as string[] } as unknown as ManagedBridge;
+    const patterns: string[] = [];
+    for (const rule of rules) {
+      const trusted = /^-i (\S+) -j RETURN$/.exec(rule);
+      const guest = /^-i (\S+)\+ -j DROP$/.exec(rule);
+      if (trusted) (bridge.trustedPorts as string[]).push(trusted[1] as string);
+      if (guest) patterns.push(`${guest[1]}*`);
+    }
+    if (patterns.length > 0) bridge.guestPortPatterns = patterns;
+    bridges.push(bridge);
+  }
+  const ports: GuestPort[] = [];
+  for (const rule of ip6.chains.get(IP6_MAIN)?.rules ?? []) {
+    const match = /--physdev-in (\S+) .*bridge=(\S+?)"? -j/.exec(rule);
+    if (!match) continue;
+    const device = match[1] as string;
+    const ebRules = eb.chains.get(ebPortChain(device))?.rules ?? [];
+    const addresses = (ip6.chains.get(ip6PortChain(device))?.rules ?? []).flatMap((r) => {
+      const source = /^-s (\S+)\/128 -j RETURN$/.exec(r);
+      return source ? [source[1] as string] : [];
+    });
+    ports.push({
+      device,
+      bridge: match[2],
+      mac: /^-s ! (\S+) -j DROP$/.exec(ebRules[0] ?? "")?.[1] ?? "",
+      linkLocals: addresses.filter((a) => a.startsWith("fe80:")),
+      ipv6: addresses.filter((a) => !a.startsWith("fe80:")),
+      ipv4: ebRules.flatMap((r) => /^-p IPv4 --ip-src (\S+) -j RETURN$/.exec(r)?.[1] ?? []).filter((a) => a !== "0.0.0.0"),
+    } as GuestPort);
+  }
+  return { bridges, ports };
 }
