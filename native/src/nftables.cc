@@ -21,6 +21,7 @@
 #include <napi.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -80,6 +81,32 @@ nft_ctx* NewContext(const std::string& netns, std::string* error) {
   return ctx;
 }
 
+// Runs the script as a file, as `nft -f` does: an error then quotes the offending line of a
+// multi-line script (from a buffer, libnftables can quote only the first line). The file is an
+// anonymous in-memory one (memfd), named in messages as /proc/self/fd/<n>.
+int RunFromMemoryFile(nft_ctx* ctx, const std::string& script, std::string* error) {
+  int fd = memfd_create("v6agent-nft", MFD_CLOEXEC);
+  if (fd < 0) {
+    *error = std::string("cannot create an in-memory file for the script: ") + std::strerror(errno);
+    return -1;
+  }
+  size_t written = 0;
+  while (written < script.size()) {
+    ssize_t n = write(fd, script.data() + written, script.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = std::string("cannot write the script to an in-memory file: ") + std::strerror(errno);
+      close(fd);
+      return -1;
+    }
+    written += static_cast<size_t>(n);
+  }
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  int rc = nft_run_cmd_from_filename(ctx, path.c_str());
+  close(fd);
+  return rc;
+}
+
 Outcome RunScript(const std::string& script, const Options& options) {
   std::lock_guard<std::mutex> lock(g_nft_mutex);
   Outcome outcome;
@@ -93,11 +120,11 @@ Outcome RunScript(const std::string& script, const Options& options) {
   nft_ctx_buffer_error(ctx);
   if (options.json) nft_ctx_output_set_flags(ctx, nft_ctx_output_get_flags(ctx) | NFT_CTX_OUTPUT_JSON);
   nft_ctx_set_dry_run(ctx, options.dryRun);
-  outcome.rc = nft_run_cmd_from_buffer(ctx, script.c_str());
+  outcome.rc = RunFromMemoryFile(ctx, script, &outcome.error);
   const char* out = nft_ctx_get_output_buffer(ctx);
   const char* err = nft_ctx_get_error_buffer(ctx);
   outcome.output = out == nullptr ? "" : out;
-  outcome.error = err == nullptr ? "" : err;
+  if (err != nullptr && *err != '\0') outcome.error = err;
   nft_ctx_free(ctx);
   // A whole-table transaction or listing allocates tens of MB (parse trees, the cache, the
   // output) on this pool thread's malloc arena; give it back rather than keep it as RSS.

@@ -40,7 +40,11 @@ export async function nft(script: string, options: NftCallOptions = {}): Promise
     });
     return output;
   } catch (error) {
-    const stderr = (error as Partial<NftErrorShape>).stderr ?? String((error as Error).message ?? error);
+    // The script is run as an in-memory file; name it for what it is.
+    const stderr = ((error as Partial<NftErrorShape>).stderr ?? String((error as Error).message ?? error)).replace(
+      /\/proc\/self\/fd\/\d+:/g,
+      "script:",
+    );
     throw new NftError(stderr.trim() || "nft: the transaction failed", stderr, { cause: error });
   }
 }
