@@ -96,7 +96,7 @@ export function parseIpv6Address(input: unknown, field = "address"): string {
   if (input.includes("/")) {
     throw new InvalidArgumentError(field, `${JSON.stringify(input)} is a prefix; expected a single IPv6 address`);
   }
-  return Address6.fromByteArray(toBytes(parseAddressText(input, field))).correctForm();
+  return parseAddressText(input, field).correctForm();
 }
 
 function parseAddressText(text: string, field: string): Address6 {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { FirewallState, GuestPort, ManagedBridge } from "../model.js";
 import { expand } from "../validate.js";
 
@@ -64,8 +63,23 @@ export function bridgeObjects(name: string) {
 
 const DHCPV6_CLIENT_TYPES = "{ 1, 3-6, 8, 9, 11 }";
 
+/**
+ * A rule's fingerprint: 48 bits of a fast non-cryptographic hash of its text (two 32-bit
+ * multiply-xorshift lanes). It only has to tell our own renderings apart from one another and
+ * from a rule edited by hand, and it is computed for every rule of every port on each reconcile
+ * (9,000 at 1,000 ports), where SHA-256 through node:crypto cost ~40 ms.
+ */
 export function ruleComment(text: string): string {
-  return `v6a:${createHash("sha256").update(text).digest("hex").slice(0, 12)}`;
+  let a = 0x9e3779b9;
+  let b = 0x85ebca6b;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  a = Math.imul(a ^ (a >>> 15), 0x2c1b3c6d) ^ Math.imul(b ^ (b >>> 13), 0x297a2d39);
+  b = Math.imul(b ^ (b >>> 16), 0x85ebca6b) ^ Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
+  return `v6a:${((b >>> 0) & 0xffff).toString(16).padStart(4, "0")}${(a >>> 0).toString(16).padStart(8, "0")}`;
 }
 
 function withComment(text: string): string {
@@ -327,19 +341,19 @@ export function renderState(state: FirewallState, caps: NftCapabilities): string
  */
 export function renderPortsBlock(ports: readonly GuestPort[]): string {
   if (ports.length === 0) return "";
-  const body: string[] = [];
+  const lines = [`table ${T} {`];
   for (const port of ports) {
-    const o = portObjects(port.device);
-    body.push(`\tchain ${o.chain} {`, ...renderPortRules(port).map((rule) => `\t\t${withComment(rule)}`), "\t}");
+    lines.push(`\tchain ${portObjects(port.device).chain} {`);
+    for (const rule of renderPortRules(port)) lines.push(`\t\t${withComment(rule)}`);
+    lines.push("\t}");
   }
+  lines.push("}");
   const elements = (render: (port: GuestPort) => string) => ports.map(render).join(", ");
-  return [
-    `table ${T} {`,
-    ...body,
-    "}",
+  lines.push(
     `add element ${T} ports { ${elements((p) => `${quote(p.device)} comment "${portEntryComment(p)}" : jump ${portObjects(p.device).chain}`)} }`,
     `add element ${T} guest_ports { ${elements((p) => quote(p.device))} }`,
-  ].join("\n");
+  );
+  return lines.join("\n");
 }
 
 export function renderTableRemoval(): string {
