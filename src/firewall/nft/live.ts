@@ -40,7 +40,6 @@ export function parseNftListing(text: string): NftLiveTable {
     hasPortsMap: false,
   };
   let block: { kind: string; name: string; counts: boolean } | undefined;
-  let elements: string | undefined;
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
     const line = (lines[i] as string).trim();
@@ -70,10 +69,16 @@ export function parseNftListing(text: string): NftLiveTable {
       block.counts = true;
       live.elementCounters.set(block.name, new Map());
     } else if (line.startsWith("elements = {")) {
-      // The element list may span lines; it ends at the first `}` outside quotes.
-      elements = line.slice("elements = {".length);
-      while (!closed(elements) && i + 1 < lines.length) elements += ` ${(lines[++i] as string).trim()}`;
-      for (const element of splitElements(elements)) addElement(live, block, element);
+      // The element list may span lines (one per element); it ends at the first `}` outside
+      // quotes. Each line is scanned once: a 1,000-element list is 1,000 lines.
+      const parts = [line.slice("elements = {".length)];
+      let quoted = endsQuoted(parts[0] as string, false);
+      while (!quoted.closed && i + 1 < lines.length) {
+        const next = (lines[++i] as string).trim();
+        parts.push(next);
+        quoted = endsQuoted(next, quoted.inside);
+      }
+      for (const element of splitElements(parts.join(" "))) addElement(live, block, element);
     }
   }
   return live;
@@ -89,14 +94,14 @@ function addSources(live: NftLiveTable, chain: string, rule: string): void {
   live.sources.set(chain, sources);
 }
 
-/** Whether an element list's text contains its closing `}` (outside quotes). */
-function closed(text: string): boolean {
-  let quoted = false;
+/** Whether a line of an element list holds its closing `}` (outside quotes), and the quote state after it. */
+function endsQuoted(text: string, inside: boolean): { closed: boolean; inside: boolean } {
+  let quoted = inside;
   for (const c of text) {
     if (c === '"') quoted = !quoted;
-    else if (c === "}" && !quoted) return true;
+    else if (c === "}" && !quoted) return { closed: true, inside: quoted };
   }
-  return false;
+  return { closed: false, inside: quoted };
 }
 
 /** The elements of `... , ... }` split at top-level commas, up to the closing brace. */
