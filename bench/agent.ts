@@ -39,6 +39,8 @@ import { NetnsDom0, startXapiSimulator } from "../test/support/xapi-sim/index.js
 const PORTS = Number(process.argv[2] ?? 1000);
 const SAMPLES = 20;
 const CONCURRENCY = 8;
+/** How long the daemon idles before a second RSS sample (V8's memory reducer acts after ~8 s of low allocation). */
+const SETTLE_MS = 30_000;
 
 function mac(vm: number, nic: number): Mac {
   return `52:54:00:${(vm >> 8).toString(16).padStart(2, "0")}:${(vm & 0xff).toString(16).padStart(2, "0")}:${nic.toString(16).padStart(2, "0")}` as Mac;
@@ -183,7 +185,9 @@ try {
   console.log(`nic.plug → result (rules active), ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[0]))}`);
   console.log(`nic.plug → vif.report received, ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[1]))}`);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  console.log(`daemon RSS with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`);
+  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
   console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
 
   // Restart: converge before hello with every port already in place, then from an empty table.
@@ -191,7 +195,9 @@ try {
   console.log(`startup (spawn → converged → hello), 0 ports: ${emptyStart.toFixed(0)} ms`);
   console.log(`startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, rules already live: ${(await startAgent()).toFixed(0)} ms`);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  console.log(`daemon RSS after startup with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  console.log(`daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
   await agent?.stop();
   await firewall.removeAll();
   const rebuilt = await startAgent();
