@@ -1,18 +1,32 @@
 /**
  * The agent daemon (`v6agent run`, a real child process) on a simulated XenServer host: XAPI
- * simulator with 1,000 running VMs (no boots), dom0 made of real veths and bridges in a network
- * namespace (NetnsDom0), nft backend in that namespace, a ManagementServer in this process.
+ * simulator, dom0 made of real veths and bridges in a network namespace (NetnsDom0), nft backend
+ * in that namespace, a ManagementServer in this process.
+ *
  * Prints: nic.plug → result (rules active: they are installed before the result) and
  * nic.plug → vif.report received, with 1 and with 1,000 ports on the host; startup (spawn →
- * converged → hello) with 0 and with 1,000 ports; the daemon's RSS with 1,000 ports.
+ * converged → hello) with 0 and with 1,000 ports; the daemon's RSS with 1,000 ports and after a
+ * restart with them.
  *
- *   npm run build && node dist/bench/agent.js [vms]
+ * Filling the host one nic.plug at a time would measure nothing new and take most of an hour
+ * (every plug also creates a veth in dom0), so the other VMs are made the way a host that already
+ * runs them looks: the bench stops the daemon, creates and starts the VMs with their VIFs in the
+ * simulator (dom0 gets their real veths), and adds their NICs to the daemon's state file through
+ * the daemon's own StateStore and parser, as if earlier nic.plugs had recorded them. The daemon
+ * then protects all of them in its startup reconcile (measured), and the measured plugs at full
+ * load go through the daemon as before.
+ *
+ *   npm run build && node dist/bench/agent.js [ports]
+ *
+ * BENCH_DAEMON_NODE_OPTIONS is passed to the daemon as NODE_OPTIONS (e.g. `--heapsnapshot-signal=SIGUSR2`).
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Mac } from "../src/addressing/index.js";
+import { type DesiredState, parseDesiredState, SCHEMA_VERSION, withNic } from "../src/agent/desired-state.js";
+import { StateStore } from "../src/agent/state-store.js";
 import { createFirewall } from "../src/firewall/index.js";
 import { createLogger } from "../src/log.js";
 import { ManagementServer } from "../src/mgmt/index.js";
@@ -22,9 +36,11 @@ import { uniqueSuffix } from "../test/support/names.js";
 import { Netns } from "../test/support/netns.js";
 import { NetnsDom0, startXapiSimulator } from "../test/support/xapi-sim/index.js";
 
-const VMS = Number(process.argv[2] ?? 1000);
+const PORTS = Number(process.argv[2] ?? 1000);
 const SAMPLES = 20;
 const CONCURRENCY = 8;
+/** How long the daemon idles before a second RSS sample (V8's memory reducer acts after ~8 s of low allocation). */
+const SETTLE_MS = 30_000;
 
 function mac(vm: number, nic: number): Mac {
   return `52:54:00:${(vm >> 8).toString(16).padStart(2, "0")}:${(vm & 0xff).toString(16).padStart(2, "0")}:${nic.toString(16).padStart(2, "0")}` as Mac;
@@ -43,19 +59,31 @@ function rssMiB(pid: number): number {
   return Number(line?.replace(/\D+/g, "")) / 1024;
 }
 
+async function inParallel(count: number, work: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < count) await work(next++);
+    }),
+  );
+}
+
 const logger = createLogger("silent");
 const hostId = `bench-${uniqueSuffix()}`;
 const networkId = "bench-net";
 const token = randomBytes(16).toString("hex");
 const workDir = mkdtempSync(join(tmpdir(), "v6-bench-agent-"));
+const stateDir = join(workDir, "state");
 const dom0 = await Netns.create("v6bd");
 const sim = await startXapiSimulator({ asyncDelayMs: 0, dom0: new NetnsDom0({ dom0: dom0.name }) });
 const server = new ManagementServer({ tokens: [token], logger, commandTimeoutMs: 600_000 });
+const daemonEnv: Record<string, string> =
+  process.env.BENCH_DAEMON_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS };
 let agent: DaemonProcess | undefined;
 
 async function startAgent(): Promise<number> {
   const started = performance.now();
-  agent = startAgentDaemon(configPath);
+  agent = startAgentDaemon(configPath, daemonEnv);
   const exited = agent.exited.then((code) => {
     throw new Error(`agent exited (${code}):\n${agent?.output()}`);
   });
@@ -70,7 +98,7 @@ async function plug(uuid: string, address: Mac): Promise<[number, number]> {
   const reported = (async () => {
     let seen = since;
     for (;;) {
-      const reports = await server.reports.wait({ since: seen, hostId, method: "vif.report" }, 10_000);
+      const reports = await server.reports.wait({ since: seen, hostId, method: "vif.report" }, 60_000);
       for (const report of reports) {
         seen = Math.max(seen, report.seq);
         const vif = report.params as VifReport;
@@ -95,61 +123,85 @@ try {
     hypervisor: { kind: "xenserver", xapi: { url: sim.url, passwordFile } },
     firewall: { backend: "nft" },
     netns: dom0.name,
-    stateDir: join(workDir, "state"),
+    stateDir,
     logLevel: "warn",
   });
 
   const session = () => sim.db.all("session")[0]?.[0];
-  const vms = Array.from({ length: VMS }, (_, index) => sim.seed.vm({ nameLabel: `bench-${index}` }));
+  const sampleVms = Array.from({ length: SAMPLES }, (_, index) => sim.seed.vm({ nameLabel: `bench-${index}` }));
   const emptyStart = await startAgent();
-  for (const vm of vms) await sim.simulator.call("VM.start", [session(), vm.ref, false, false]);
-  await server.call(hostId, "network.ensure", { networkId, prefix: "2001:db8:be::/64" });
+  for (const vm of sampleVms) await sim.simulator.call("VM.start", [session(), vm.ref, false, false]);
+  const ensured = (await server.call(hostId, "network.ensure", { networkId, prefix: "2001:db8:be::/64" })) as { bridge: string };
 
-  // One port on the host: the first NICs, one at a time.
+  // Few ports on the host: the first NICs, one at a time (the first with none other present).
   const alone: [number, number][] = [];
   for (let index = 0; index < SAMPLES; index++) {
-    alone.push(await plug((vms[index] as { uuid: string }).uuid, mac(index, 0)));
+    alone.push(await plug((sampleVms[index] as { uuid: string }).uuid, mac(index, 0)));
   }
+  console.log(`nic.plug → result (rules active), 1st port on the host: ${(alone[0] as [number, number])[0].toFixed(1)} ms`);
   console.log(`nic.plug → result (rules active), ${SAMPLES} ports or fewer on the host: ${stats(alone.map((sample) => sample[0]))}`);
   console.log(`nic.plug → vif.report received, ${SAMPLES} ports or fewer on the host: ${stats(alone.map((sample) => sample[1]))}`);
+  await agent?.stop();
 
-  // Fill the host to one port per VM.
+  // The rest of the host, as if plugged earlier: running VMs with a VIF each, known to the state file.
   const fillStarted = performance.now();
-  let next = SAMPLES;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < VMS) {
-        const index = next++;
-        await server.call(hostId, "nic.plug", { vmUuid: (vms[index] as { uuid: string }).uuid, networkId, mac: mac(index, 0) });
-      }
-    }),
-  );
+  const network = sim.db.all("network").find(([, record]) => record.bridge === ensured.bridge)?.[0];
+  if (network === undefined) throw new Error(`the simulator has no network with bridge ${ensured.bridge}`);
+  const store = new StateStore<DesiredState>({
+    path: join(stateDir, "desired-state.json"),
+    version: SCHEMA_VERSION,
+    validate: parseDesiredState,
+    empty: () => {
+      throw new Error("the daemon saved no state");
+    },
+  });
+  let state = await store.load();
+  const others = Array.from({ length: PORTS - SAMPLES }, (_, offset) => {
+    const index = SAMPLES + offset;
+    const vm = sim.seed.vm({ nameLabel: `bench-${index}` });
+    sim.seed.vif({ vm: vm.ref, network, device: "0", mac: mac(index, 0) });
+    state = withNic(state, vm.uuid, { networkId, mac: mac(index, 0), ipv6: [], ipv4: [] });
+    return vm;
+  });
+  await store.save(state);
+  await inParallel(others.length, async (index) => {
+    // Straight into the simulator's operations: the daemon is down, so no session is open.
+    await sim.simulator.operations.startVm((others[index] as { ref: string }).ref);
+  });
   console.log(
-    `plugged ${VMS - SAMPLES} more NICs, ${CONCURRENCY} commands in flight: ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`,
+    `made ${others.length} more running VMs with a VIF each in the simulator (real dom0 veths): ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`,
   );
+
+  const fullStart = await startAgent();
+  const firewall = await createFirewall({ backend: "nft", netns: dom0.name });
+  console.log(`startup (spawn → converged → hello), ${PORTS} ports, ${SAMPLES} of them with rules live: ${fullStart.toFixed(0)} ms`);
+  console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
 
   // With the host full: second NICs on the first VMs.
   const full: [number, number][] = [];
   for (let index = 0; index < SAMPLES; index++) {
-    full.push(await plug((vms[index] as { uuid: string }).uuid, mac(index, 1)));
+    full.push(await plug((sampleVms[index] as { uuid: string }).uuid, mac(index, 1)));
   }
-  console.log(`nic.plug → result (rules active), ${VMS}+ ports on the host: ${stats(full.map((sample) => sample[0]))}`);
-  console.log(`nic.plug → vif.report received, ${VMS}+ ports on the host: ${stats(full.map((sample) => sample[1]))}`);
-  const pid = agent?.child.pid as number;
-  console.log(`daemon RSS with ${VMS + SAMPLES} ports: ${rssMiB(pid).toFixed(1)} MiB (target < 80)`);
-
-  const firewall = await createFirewall({ backend: "nft", netns: dom0.name });
+  console.log(`nic.plug → result (rules active), ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[0]))}`);
+  console.log(`nic.plug → vif.report received, ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[1]))}`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
   console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
 
   // Restart: converge before hello with every port already in place, then from an empty table.
   await agent?.stop();
   console.log(`startup (spawn → converged → hello), 0 ports: ${emptyStart.toFixed(0)} ms`);
-  console.log(`startup (spawn → converged → hello), ${VMS + SAMPLES} ports, rules already live: ${(await startAgent()).toFixed(0)} ms`);
-  console.log(`daemon RSS after startup with ${VMS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  console.log(`startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, rules already live: ${(await startAgent()).toFixed(0)} ms`);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  console.log(`daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
   await agent?.stop();
   await firewall.removeAll();
   const rebuilt = await startAgent();
-  console.log(`startup (spawn → converged → hello), ${VMS + SAMPLES} ports, nft table empty: ${rebuilt.toFixed(0)} ms`);
+  console.log(`startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, nft table empty: ${rebuilt.toFixed(0)} ms`);
   console.log(`live ports after that startup: ${(await firewall.readLive()).ports.length}`);
 } finally {
   await agent?.stop();

@@ -9,8 +9,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { AgentChannel } from "../src/channel/index.js";
-import { ManagementServer } from "../src/mgmt/index.js";
+import type { AgentChannel } from "../src/channel/index.js";
+import type { ManagementServer } from "../src/mgmt/index.js";
+
+// Each role imports only what it runs, as `v6agent run` does: the agent process loads the
+// channel, never the management server, and keeps V8's young generation small from the start
+// (src/agent/young-generation.ts, done by `v6agent run` before it loads its modules).
 
 const HERE = fileURLToPath(import.meta.url);
 const HOST = "bench-agent";
@@ -30,6 +34,8 @@ function helloFor(hostId: string) {
 
 /** Child role: one agent with a persisted outbox and a no-op handler; answers RSS queries. */
 async function runAgent(url: string, outboxPath: string): Promise<void> {
+  (await import("../src/agent/young-generation.js")).keepYoungGenerationSmall();
+  const { AgentChannel } = await import("../src/channel/index.js");
   const channel = new AgentChannel({
     servers: [url],
     outboxPath,
@@ -51,7 +57,8 @@ async function runAgent(url: string, outboxPath: string): Promise<void> {
 
 /** Child role: `count` agents in one process, reconnecting with the default backoff. */
 async function runFleet(url: string, count: number): Promise<void> {
-  const channels = Array.from({ length: count }, (_, index) => {
+  const { AgentChannel } = await import("../src/channel/index.js");
+  const channels: AgentChannel[] = Array.from({ length: count }, (_, index) => {
     const channel = new AgentChannel({ servers: [url], hello: helloFor(`fleet-${index}`), handle: async () => ({ vms: [] }) });
     channel.start();
     return channel;
@@ -103,6 +110,7 @@ function ask<T extends ChildMessage["type"]>(child: ReturnType<typeof fork>, typ
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 async function main(): Promise<void> {
+  const { ManagementServer } = await import("../src/mgmt/index.js");
   const dir = mkdtempSync(join(tmpdir(), "v6agent-bench-"));
   try {
     // 1. Latency and throughput of a no-op command, agent in its own process with a persisted outbox.

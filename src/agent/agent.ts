@@ -21,7 +21,7 @@ import { failpoint } from "./failpoint.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
-import { allVifReports, sameReport, type VifReport, vifReport } from "./vif-report.js";
+import { allVifReports, sameReport, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
 /** Persists the desired state (src/agent/state-store.ts in production). */
 export interface DesiredStateStore {
@@ -82,6 +82,8 @@ export class Agent {
   private desired: DesiredState = emptyDesiredState();
   /** Ports seen on managed bridges, by VM. */
   private readonly observed = new Map<string, ObservedPort[]>();
+  /** The same ports by MAC (a MAC seen on two VMs at once: the last one observed). */
+  private readonly portsByMac = new Map<string, ObservedPort>();
   /** Ports being plugged or deployed: their rules exist before the hypervisor shows them. */
   private readonly pending = new Map<string, PendingPort>();
   private readonly lastReports = new Map<string, VifReport>();
@@ -130,10 +132,12 @@ export class Agent {
     this.vmStates.clear();
     for (const vm of vms) this.vmStates.set(vm.uuid, vm.state);
     this.observed.clear();
+    this.portsByMac.clear();
     for (const port of observedPorts(this.desired, vms)) {
       const list = this.observed.get(port.vmUuid) ?? [];
       list.push(port);
       this.observed.set(port.vmUuid, list);
+      this.portsByMac.set(port.mac, port);
     }
     const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.guestPortPatterns);
     const result = await this.deps.firewall.reconcile(plan);
@@ -412,9 +416,11 @@ export class Agent {
     for (const port of before) {
       if (!keep.has(port.device) && !this.deviceOwnedElsewhere(port.device, uuid)) await this.deps.firewall.removePort(port.device);
     }
+    for (const port of before) if (this.portsByMac.get(port.mac) === port) this.portsByMac.delete(port.mac);
+    for (const port of after) this.portsByMac.set(port.mac, port);
     if (after.length === 0) this.observed.delete(uuid);
     else this.observed.set(uuid, after);
-    this.emitChangedReports();
+    this.emitChangedReports(uuid);
   }
 
   /** The VM, or `not_found` naming the command's own field. */
@@ -454,13 +460,20 @@ export class Agent {
   }
 
   private currentReport(vmUuid: string, mac: Mac): VifReport {
-    const report = allVifReports(this.desired, this.allObserved()).find((candidate) => candidate.mac === mac);
+    const report = this.vmReports(vmUuid).find((candidate) => candidate.mac === mac);
     return report ?? vifReport({ vmUuid, mac, state: "detached" });
   }
 
-  /** Sends a report for every VIF whose report changed, and `unplugged` for VIFs that vanished. */
-  private emitChangedReports(): VifReport[] {
-    const current = allVifReports(this.desired, this.allObserved());
+  private vmReports(vmUuid: string): VifReport[] {
+    return vmVifReports(this.desired, vmUuid, this.portsByMac, this.observed.get(vmUuid) ?? []);
+  }
+
+  /**
+   * Sends a report for every VIF whose report changed, and `unplugged` for VIFs that vanished:
+   * of the whole host, or of one VM after a change that touched only it (a command or an event).
+   */
+  private emitChangedReports(vmUuid?: string): VifReport[] {
+    const current = vmUuid === undefined ? allVifReports(this.desired, this.allObserved()) : this.vmReports(vmUuid);
     const sent: VifReport[] = [];
     const macs = new Set<string>();
     for (const report of current) {
@@ -472,6 +485,10 @@ export class Agent {
     }
     for (const [mac, last] of this.lastReports) {
       if (macs.has(mac)) continue;
+      if (vmUuid !== undefined) {
+        // Another VM's VIF, or one that moved to another VM: that VM's report covers it.
+        if (last.vmUuid !== vmUuid || this.portsByMac.has(mac) || findNic(this.desired, mac) !== undefined) continue;
+      }
       this.lastReports.delete(mac);
       sent.push(vifReport({ vmUuid: last.vmUuid, mac: last.mac as Mac, state: "unplugged", ...optional(last, "networkId") }));
     }

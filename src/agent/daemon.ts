@@ -3,10 +3,7 @@ import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { AgentChannel } from "../channel/index.js";
-import { agentChecks } from "../diag/agent-checks.js";
 import type { DiagReport } from "../diag/check.js";
-import { diagnose } from "../diag/diagnose.js";
-import { hypervisorProbe } from "../diag/hypervisor.js";
 import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
@@ -96,11 +93,17 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
  * daemon passes its connected hypervisor; `v6agent diag` passes an unconnected one with
  * `connect: true` (the check then logs in, or reports why it cannot).
  */
-export function diagnoseWith(
+export async function diagnoseWith(
   parts: Pick<AgentParts, "config" | "firewall" | "networks">,
   desired: () => DesiredState,
   hypervisor?: { backend: Hypervisor; connect: boolean },
 ): Promise<DiagReport> {
+  // Loaded on the first host.diagnose: the daemon otherwise never needs the checks in memory.
+  const [{ agentChecks }, { diagnose }, { hypervisorProbe }] = await Promise.all([
+    import("../diag/agent-checks.js"),
+    import("../diag/diagnose.js"),
+    import("../diag/hypervisor.js"),
+  ]);
   const config = parts.config;
   const netnsOption = config.netns === undefined ? {} : { netns: config.netns };
   return diagnose({

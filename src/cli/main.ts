@@ -1,15 +1,18 @@
 import { Command, CommanderError } from "commander";
 import { DEFAULT_CONFIG_PATH } from "../agent/config.js";
-import { runDaemon } from "../agent/daemon.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
-import { type MgmtCommandOptions, runMgmt } from "../mgmt/cli.js";
+import type { MgmtCommandOptions } from "../mgmt/cli.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
-import { type DiagCommandOptions, runDiag } from "./diag.js";
+import type { DiagCommandOptions } from "./diag.js";
 import { CliExit } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
-import { type LabCommandOptions, runLabCommand, runLabDownCommand } from "./lab.js";
+import type { LabCommandOptions } from "./lab.js";
+
+// Each command imports its own modules when it runs: `v6agent run` is a long-lived daemon on
+// every host, and the management server, lab and diag code it never runs would otherwise stay in
+// its heap for good (issue 5/6 measured a few MB of RSS for them).
 
 /** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
 const EXIT_FAILURE = 1;
@@ -28,6 +31,9 @@ export function buildProgram(): Command {
     .description("run the agent daemon on this hypervisor host")
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
+      // Before the daemon's modules load: their loading is the first burst that would grow it.
+      (await import("../agent/young-generation.js")).keepYoungGenerationSmall();
+      const { runDaemon } = await import("../agent/daemon.js");
       const code = await runDaemon(options.config);
       if (code !== 0) throw new CliExit(code);
     });
@@ -44,14 +50,14 @@ export function buildProgram(): Command {
     .option("--heartbeat-ms <ms>", "heartbeat interval asked of agents")
     .option("--insecure", "allow plain ws:// on a non-loopback address")
     .option("--allow-remote-api", "allow the HTTP API on a non-loopback address")
-    .action((options: MgmtCommandOptions) => runMgmt(options));
+    .action(async (options: MgmtCommandOptions) => (await import("../mgmt/cli.js")).runMgmt(options));
 
   program
     .command("diag")
     .description("check this host: kernel, tools, bridges, rules, hypervisor and management connectivity")
     .option("-c, --config <file>", `agent configuration (default ${DEFAULT_CONFIG_PATH} when it exists)`)
     .option("--json", "print machine-readable JSON")
-    .action((options: DiagCommandOptions) => runDiag(options));
+    .action(async (options: DiagCommandOptions) => (await import("./diag.js")).runDiag(options));
 
   const lab = program
     .command("lab")
@@ -66,12 +72,12 @@ export function buildProgram(): Command {
       "after",
       "\nNetwork-namespace guests need a hypervisor that gives a namespace a port on the guest bridge. The XenServer\nsimulator's dom0 does (a real vif<domid>.0 veth per VIF), libvirt does not: --guest-kind netns therefore\nmeans --hypervisor xenserver, and --hypervisor kvm --guest-kind netns is refused.\nSee docs/lab.md.",
     )
-    .action((options: LabCommandOptions) => runLabCommand(options));
+    .action(async (options: LabCommandOptions) => (await import("./lab.js")).runLabCommand(options));
   lab
     .command("down")
     .description("remove every trace of the lab: processes, domains, bridges, veths, namespaces, rules")
     .option("--json", "print what was removed as JSON")
-    .action((options: { json?: boolean }) => runLabDownCommand(options));
+    .action(async (options: { json?: boolean }) => (await import("./lab.js")).runLabDownCommand(options));
 
   program
     .command("guest-config")

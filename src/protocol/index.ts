@@ -10,8 +10,7 @@ export {
   type ServerMethod,
   SUBPROTOCOL,
 } from "./methods.js";
-export { assertSchema, fieldPath, parseParams, parseResult } from "./params.js";
-export { protocolSchemaDocument, protocolSchemaText } from "./schema-document.js";
+export { fieldPath, parseParams, parseResult } from "./params.js";
 export type {
   AgentHeartbeatParams,
   AgentHelloParams,

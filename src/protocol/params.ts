@@ -1,10 +1,11 @@
-import { type TSchema, TypeGuard } from "@sinclair/typebox";
-import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
+import { createRequire } from "node:module";
 import type { ValueError } from "@sinclair/typebox/errors";
 import { parseAddressInNetwork, parseIpv4Address, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
 import { InvalidArgumentError } from "../errors.js";
-import { METHODS, type MethodName, type MethodParams, type MethodResult } from "./methods.js";
-import * as S from "./schemas.js";
+import { methodSchemas, PARAMS_CHECKS, RESULT_CHECKS } from "./checks.generated.js";
+import type { MethodName, MethodParams, MethodResult } from "./methods.js";
+import { IPV6_ADDRESS_PATTERN, IPV6_PREFIX_PATTERN, MAC_PATTERN } from "./patterns.js";
+import type * as S from "./schemas.js";
 
 /**
  * Params parsing at the edge (design section 8): the schema checks shape and types, then the
@@ -12,24 +13,19 @@ import * as S from "./schemas.js";
  * canonicalises the values, so handlers receive MACs in lower-case colon form and prefixes in
  * canonical CIDR form. Every failure is an InvalidArgumentError whose field is the path from the
  * message root (`params.nics[0].mac`), which the protocol layer sends as -32602.
+ *
+ * The checks are TypeBox's, compiled ahead of time (./checks.generated.ts): an agent never loads
+ * TypeBox to accept a valid message. A value that fails its check is explained by TypeBox's
+ * error iterator, loaded (synchronously, its CommonJS build) the first time one does.
  */
 
-const compiled = new Map<TSchema, TypeCheck<TSchema>>();
+type ErrorsModule = typeof import("@sinclair/typebox/errors");
+let errorsModule: ErrorsModule | undefined;
 
-function checker(schema: TSchema): TypeCheck<TSchema> {
-  let check = compiled.get(schema);
-  if (check === undefined) {
-    check = TypeCompiler.Compile(schema);
-    compiled.set(schema, check);
-  }
-  return check;
-}
-
-/** Validates `value` against `schema`; throws InvalidArgumentError naming the first offending field. */
-export function assertSchema<T extends TSchema>(schema: T, value: unknown, root: string): void {
-  const check = checker(schema);
-  if (check.Check(value)) return;
-  const first = check.Errors(value).First();
+/** Throws an InvalidArgumentError naming the first field of `value` that `schema` refuses. */
+function refuse(schema: object, value: unknown, root: string): never {
+  errorsModule ??= createRequire(import.meta.url)("@sinclair/typebox/errors") as ErrorsModule;
+  const first = errorsModule.Errors(schema as Parameters<ErrorsModule["Errors"]>[0], value).First();
   if (first === undefined) throw new InvalidArgumentError(root, "does not match the schema");
   throw schemaError(first, root);
 }
@@ -49,11 +45,11 @@ function schemaError(error: ValueError, root: string): InvalidArgumentError {
   if (error.message === "Unexpected property") return new InvalidArgumentError(field, "unknown field (not part of protocol v6agent/1)");
   if (error.message === "Expected required property") return new InvalidArgumentError(field, "required field is missing");
   // Let the addressing module explain a bad MAC or prefix in its own words.
-  if (error.schema === S.Mac) parseMac(error.value, field);
-  if (error.schema === S.Ipv6Prefix) parseIpv6Network(error.value, field);
-  if (error.schema === S.Ipv6Address) parseIpv6Address(error.value, field);
+  if (error.schema.pattern === MAC_PATTERN) parseMac(error.value, field);
+  if (error.schema.pattern === IPV6_PREFIX_PATTERN) parseIpv6Network(error.value, field);
+  if (error.schema.pattern === IPV6_ADDRESS_PATTERN) parseIpv6Address(error.value, field);
   const description = typeof error.schema.description === "string" ? error.schema.description : undefined;
-  if (description !== undefined && TypeGuard.IsString(error.schema)) {
+  if (description !== undefined && error.schema.type === "string") {
     return new InvalidArgumentError(field, `${truncate(JSON.stringify(error.value) ?? "undefined")} is not ${description}`);
   }
   return new InvalidArgumentError(field, `${lowerFirst(error.message)}, got ${truncate(JSON.stringify(error.value) ?? "undefined")}`);
@@ -64,8 +60,7 @@ function schemaError(error: ValueError, root: string): InvalidArgumentError {
  * Returns a fresh value; the input is not modified.
  */
 export function parseParams<M extends MethodName>(method: M, params: unknown, root = "params"): MethodParams<M> {
-  const spec = METHODS[method];
-  assertSchema(spec.params, params, root);
+  if (!PARAMS_CHECKS[method](params)) refuse(methodSchemas()[method].params, params, root);
   const value = canonicalise(structuredClone(params), root) as MethodParams<M>;
   crossChecks[method]?.(value as never, root);
   return value;
@@ -73,7 +68,7 @@ export function parseParams<M extends MethodName>(method: M, params: unknown, ro
 
 /** Validates a method's result (the management server checks what agents answer). */
 export function parseResult<M extends MethodName>(method: M, result: unknown, root = "result"): MethodResult<M> {
-  assertSchema(METHODS[method].result, result, root);
+  if (!RESULT_CHECKS[method](result)) refuse(methodSchemas()[method].result, result, root);
   return canonicalise(structuredClone(result), root) as MethodResult<M>;
 }
 

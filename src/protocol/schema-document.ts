@@ -1,4 +1,5 @@
 import { RPC_ERROR_MEANINGS } from "./error-codes.js";
+import { METHOD_SCHEMAS } from "./method-schemas.js";
 import { METHODS, SUBPROTOCOL } from "./methods.js";
 import { RpcError, RpcRequest, RpcResponse } from "./schemas.js";
 
@@ -16,8 +17,8 @@ export function protocolSchemaDocument(): Record<string, unknown> {
   const methods: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(METHODS)) {
     const stem = name.replace(/(^|\.)([a-z])/g, (_match, _dot: string, letter: string) => letter.toUpperCase());
-    defs[`${stem}Params`] = plain(spec.params);
-    defs[`${stem}Result`] = plain(spec.result);
+    defs[`${stem}Params`] = plain(METHOD_SCHEMAS[name as keyof typeof METHOD_SCHEMAS].params);
+    defs[`${stem}Result`] = plain(METHOD_SCHEMAS[name as keyof typeof METHOD_SCHEMAS].result);
     methods[name] = {
       direction: spec.direction,
       summary: spec.summary,

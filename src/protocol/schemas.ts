@@ -16,11 +16,9 @@ import { type Static, type TSchema, Type } from "@sinclair/typebox";
 
 const closed = { additionalProperties: false } as const;
 
-export const MAC_PATTERN = "^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$";
-/** Any IPv6 CIDR shape; the length is checked by parseIpv6Network so /48 gets a message naming /48 and /64. */
-export const IPV6_PREFIX_PATTERN = "^[0-9A-Fa-f:.]{2,45}/[0-9]{1,3}$";
-export const IPV6_ADDRESS_PATTERN = "^[0-9A-Fa-f:.]{2,45}$";
-export const IPV4_ADDRESS_PATTERN = "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$";
+import { IPV4_ADDRESS_PATTERN, IPV6_ADDRESS_PATTERN, IPV6_PREFIX_PATTERN, MAC_PATTERN } from "./patterns.js";
+
+export { IPV4_ADDRESS_PATTERN, IPV6_ADDRESS_PATTERN, IPV6_PREFIX_PATTERN, MAC_PATTERN };
 
 export const Mac = Type.String({ pattern: MAC_PATTERN, description: "a MAC address such as 52:54:00:12:34:56" });
 export const Ipv6Prefix = Type.String({ pattern: IPV6_PREFIX_PATTERN, description: "an IPv6 /64 such as 2001:db8:1:1::/64" });

@@ -19,6 +19,8 @@ export interface XapiConnectionOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Classes whose events fill the object cache. */
   watch?: readonly string[];
+  /** The fields the cache keeps, by class (a class not listed keeps every field). */
+  cachedFields?: Readonly<Record<string, readonly string[]>>;
   logger?: Logger;
 }
 
@@ -75,6 +77,7 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
       eventPollDelay: 1_000,
       debounce: 50,
     });
+    if (options.cachedFields !== undefined) keepOnlyFields(this.client, options.cachedFields);
     this.client.on("disconnected", () => {
       if (!this.closing && this.canLogIn) void this.reconnect("the XAPI session ended");
     });
@@ -189,6 +192,28 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
     })();
     return done;
   }
+}
+
+/**
+ * Makes the client's object cache keep only `fields` of each record. xen-api has no option for
+ * it, so this wraps the one method through which every record enters the cache (the initial
+ * `get_all_records` and every `event.from` snapshot); a xen-api without that method fails here,
+ * at construction, rather than silently caching whole records again.
+ */
+function keepOnlyFields(client: Xapi, fields: Readonly<Record<string, readonly string[]>>): void {
+  type AddRecord = (this: Xapi, type: string, ref: string, record: Record<string, unknown>) => void;
+  const internals = client as unknown as { _addRecordToCache?: AddRecord };
+  const add = internals._addRecordToCache;
+  if (typeof add !== "function") {
+    throw new V6Error("internal", "this xen-api version has no Xapi#_addRecordToCache: update cachedFields in xapi-connection.ts");
+  }
+  internals._addRecordToCache = function (type, ref, record) {
+    const keep = fields[type];
+    if (keep === undefined) return add.call(this, type, ref, record);
+    const trimmed: Record<string, unknown> = {};
+    for (const field of keep) if (field in record) trimmed[field] = record[field];
+    return add.call(this, type, ref, trimmed);
+  };
 }
 
 /** The xen-api client tags every failed call with `error.call.method`. */

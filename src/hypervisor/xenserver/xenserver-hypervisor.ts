@@ -5,7 +5,7 @@ import type { Logger } from "../../log.js";
 import type { Hypervisor, HypervisorEvent, HypervisorFacts, NicSpec, VmInfo, VmNic, VmSpec, VmState } from "../hypervisor.js";
 import { vifDeviceName } from "./device-name.js";
 import { assertBridgeBackend, networkBackendOf, type XenNetworkBackend } from "./network-backend.js";
-import type { HostRecord, NetworkRecord, Ref, VifRecord, VmRecord } from "./records.js";
+import { CACHED_FIELDS, type HostRecord, type NetworkRecord, type Ref, type VifRecord, type VmRecord } from "./records.js";
 import { ensureSharedNetwork, type SharedNetwork, type SharedNetworkRequest } from "./shared-network.js";
 import { VmEventTracker } from "./vm-events.js";
 import { XapiConnection, type XapiConnectionOptions } from "./xapi-connection.js";
@@ -13,7 +13,7 @@ import { XapiConnection, type XapiConnectionOptions } from "./xapi-connection.js
 /** The classes whose events the backend follows (plus `task`, which `Async.*` calls need). */
 export const WATCHED_CLASSES = ["VM", "VIF", "network", "PIF", "VLAN", "host", "task"] as const;
 
-export interface XenServerOptions extends Omit<XapiConnectionOptions, "watch"> {
+export interface XenServerOptions extends Omit<XapiConnectionOptions, "watch" | "cachedFields"> {
   /** This dom0's host (`INSTALLATION_UUID` of /etc/xensource-inventory); default: the only host. */
   hostUuid?: string;
   /** Refuse an Open vSwitch host on connect (default true: our filtering cannot work there). */
@@ -39,7 +39,12 @@ export class XenServerHypervisor implements Hypervisor {
       throw new InvalidArgumentError("hostUuid", `${JSON.stringify(options.hostUuid)} is not a UUID`);
     }
     this.log = options.logger?.child({ component: "xenserver" });
-    this.connection = new XapiConnection({ ...options, watch: WATCHED_CLASSES, ...(this.log ? { logger: this.log } : {}) });
+    this.connection = new XapiConnection({
+      ...options,
+      watch: WATCHED_CLASSES,
+      cachedFields: CACHED_FIELDS,
+      ...(this.log ? { logger: this.log } : {}),
+    });
     this.connection.on("connection-lost", (reason) => this.dispatch({ type: "connection-lost", reason }));
     this.connection.on("connection-restored", () => this.dispatch({ type: "connection-restored" }));
   }

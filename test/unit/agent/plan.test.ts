@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseInterfaceName, parseIpv6Network, parseMac } from "../../../src/addressing/index.js";
 import { type DesiredState, parseDesiredState, withNic, withoutNic } from "../../../src/agent/desired-state.js";
 import { observedPorts, planFirewall } from "../../../src/agent/plan.js";
-import { allVifReports } from "../../../src/agent/vif-report.js";
+import { allVifReports, vmVifReports } from "../../../src/agent/vif-report.js";
 import type { VmInfo } from "../../../src/hypervisor/hypervisor.js";
 import { tapNameForMac } from "../../../src/hypervisor/kvm/tap-name.js";
 
@@ -100,6 +100,28 @@ describe("VIF reports", () => {
     expect(allVifReports(state(), [...observed, ...unknown]).map((r) => [r.mac, r.state, r.device, r.networkId])).toEqual([
       [macA, "protected", "v652540000000a", "net-1"],
       [macX, "protected", "vnet7", "net-1"],
+    ]);
+  });
+});
+
+describe("one VM's VIF reports", () => {
+  it("are the host's reports of that VM: desired NICs (seen or not), unknown ports, a port whose MAC another VM wants", () => {
+    const desired = withNic(state(), vmA, { networkId: "net-1", mac: macB, ipv6: [], ipv4: [] });
+    const observed = [
+      { vmUuid: vmA, mac: macA, device: tapNameForMac(macA), bridge: "v6br-net1" },
+      { vmUuid: vmX, mac: macX, device: parseInterfaceName("vnet7"), bridge: "v6br-net1" },
+      // macB is wanted on vmA but shows up on vmX: the host reports it once, as vmA's NIC.
+      { vmUuid: vmX, mac: macB, device: parseInterfaceName("vnet8"), bridge: "v6br-net1" },
+    ];
+    const byMac = new Map(observed.map((port) => [port.mac as string, port]));
+    const host = allVifReports(desired, observed);
+    for (const uuid of [vmA, vmX, "00000000-0000-4000-8000-000000000000"]) {
+      const own = observed.filter((port) => port.vmUuid === uuid);
+      expect(vmVifReports(desired, uuid, byMac, own)).toEqual(host.filter((report) => report.vmUuid === uuid));
+    }
+    expect(vmVifReports(desired, vmA, byMac, []).map((report) => [report.mac, report.state, report.device])).toEqual([
+      [macA, "protected", tapNameForMac(macA)],
+      [macB, "protected", "vnet8"],
     ]);
   });
 });

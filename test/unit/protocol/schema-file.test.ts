@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { METHODS, protocolSchemaText } from "../../../src/protocol/index.js";
+import { METHODS } from "../../../src/protocol/index.js";
+import { protocolSchemaText } from "../../../src/protocol/schema-document.js";
 
 describe("docs/protocol.schema.json", () => {
   it("is exactly what `npm run gen:schema` generates from src/protocol/", () => {

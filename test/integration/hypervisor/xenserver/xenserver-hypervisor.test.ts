@@ -3,6 +3,7 @@ import type { Mac } from "../../../../src/addressing/index.js";
 import { isV6Error } from "../../../../src/errors.js";
 import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
+import { CACHED_FIELDS } from "../../../../src/hypervisor/xenserver/records.js";
 import { until } from "../../../support/wait.js";
 import { type RunningXapiSimulator, startXapiSimulator, type XapiSimulatorOptions } from "../../../support/xapi-sim/index.js";
 
@@ -52,6 +53,31 @@ describe("XenServerHypervisor against the XAPI simulator", () => {
     ]);
     await expect(backend.getVm("00000000-0000-0000-0000-000000000000")).rejects.toMatchObject({ code: "not_found", field: "uuid" });
     await expect(backend.getVm("not-a-uuid")).rejects.toMatchObject({ code: "invalid_argument", field: "uuid" });
+  });
+
+  it("keeps only the fields it reads of each cached record, and the Async.* tasks still settle", async () => {
+    const { sim, backend } = await setup();
+    const vm = seedGuest(sim, "guest-trim");
+    await until(() => backend.listVms().then((vms) => vms.length === 1), "the VM in the cache");
+    await backend.startVm(vm.uuid);
+    expect((await backend.getVm(vm.uuid)).state).toBe("running");
+    const cache = backend.connection.client.objects.all;
+    const byType = new Map<string, Set<string>>();
+    for (const record of Object.values(cache)) {
+      const keys = byType.get(record.$type) ?? new Set<string>();
+      for (const key of Object.keys(record)) keys.add(key);
+      byType.set(record.$type, keys);
+    }
+    expect([...(byType.get("VM") ?? [])].sort()).toEqual([...CACHED_FIELDS.VM].sort());
+    for (const [type, keys] of byType) {
+      const allowed = new Set((CACHED_FIELDS as Record<string, readonly string[] | undefined>)[type] ?? []);
+      expect(
+        [...keys].filter((key) => !allowed.has(key)),
+        type,
+      ).toEqual([]);
+    }
+    // The simulator's records carry every field of the data model; the cache did not keep them.
+    expect(Object.keys(sim.db.get("VM", vm.ref)).length).toBeGreaterThan(CACHED_FIELDS.VM.length * 3);
   });
 
   it("refuses an Open vSwitch host with a clear error", async () => {
