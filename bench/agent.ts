@@ -185,9 +185,13 @@ try {
   console.log(`nic.plug → result (rules active), ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[0]))}`);
   console.log(`nic.plug → vif.report received, ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[1]))}`);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`);
+  console.log(
+    `daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`,
+  );
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  console.log(
+    `daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`,
+  );
   console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
 
   // Restart: converge before hello with every port already in place, then from an empty table.
@@ -197,7 +201,9 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 2000));
   console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-  console.log(`daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  console.log(
+    `daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`,
+  );
   await agent?.stop();
   await firewall.removeAll();
   const rebuilt = await startAgent();
