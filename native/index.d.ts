@@ -93,4 +93,6 @@ export interface NftErrorShape extends Error {
 /** The libnftables addon: each call is one `nft -f -` worth of script, one atomic transaction. */
 export interface NftAddon {
   run(script: string, options?: NftRunOptions): Promise<{ output: string; error: string }>;
+  /** The ruleset generation (NFT_MSG_GETGEN): changes with every committed transaction there. */
+  generation(options?: { netns?: string }): Promise<number>;
 }

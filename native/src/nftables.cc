@@ -20,12 +20,17 @@
 //   namespace before doing anything else. The socket stays bound to the namespace it was opened
 //   in.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <malloc.h>
 #include <napi.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -54,15 +59,17 @@ struct Outcome {
   std::string error;
 };
 
-// Creates a context whose netlink socket lives in `netns` (or the current namespace).
-nft_ctx* NewContext(const std::string& netns, std::string* error) {
-  if (netns.empty()) return nft_ctx_new(NFT_CTX_DEFAULT);
-  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+// Runs `open` (which opens a socket) with this thread in `netns` (or where it is), and comes
+// back: a socket stays bound to the namespace it was opened in.
+template <typename T, typename Open>
+T* OpenIn(const std::string& netns, std::string* error, Open open) {
+  if (netns.empty()) return open();
+  int self = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (self < 0) {
     *error = std::string("cannot open this thread's network namespace: ") + std::strerror(errno);
     return nullptr;
   }
-  int target = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+  int target = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
   if (target < 0) {
     *error = "cannot open network namespace " + netns + ": " + std::strerror(errno);
     close(self);
@@ -74,16 +81,81 @@ nft_ctx* NewContext(const std::string& netns, std::string* error) {
     close(self);
     return nullptr;
   }
-  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  T* opened = open();
   if (setns(self, CLONE_NEWNET) != 0) {
-    // A pool thread left in another namespace would run later work there: never continue.
+    // The thread left in another namespace would run later work there: never continue.
     std::fprintf(stderr, "v6agent nftables addon: cannot return to the thread's network namespace: %s\n",
                  std::strerror(errno));
     std::abort();
   }
   close(target);
   close(self);
-  return ctx;
+  return opened;
+}
+
+// A context whose netlink socket lives in `netns` (nft_ctx_new opens it).
+nft_ctx* NewContext(const std::string& netns, std::string* error) {
+  return OpenIn<nft_ctx>(netns, error, [] { return nft_ctx_new(NFT_CTX_DEFAULT); });
+}
+
+// The ruleset generation of `netns` (NFT_MSG_GETGEN): it changes with every committed
+// transaction of any table there, and not with packets (a dynamic set growing). Returns -1 and
+// sets `error` on failure.
+int64_t RulesetGeneration(const std::string& netns, std::string* error) {
+  int* fd = OpenIn<int>(netns, error, [] {
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    return s < 0 ? nullptr : new int(s);
+  });
+  if (fd == nullptr) {
+    if (error->empty()) *error = std::string("cannot open a netfilter netlink socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int sock = *fd;
+  delete fd;
+  struct {
+    nlmsghdr header;
+    nfgenmsg nfgen;
+  } request{};
+  request.header.nlmsg_len = NLMSG_LENGTH(sizeof(nfgenmsg));
+  request.header.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+  request.header.nlmsg_flags = NLM_F_REQUEST;
+  request.header.nlmsg_seq = 1;
+  request.nfgen.nfgen_family = AF_UNSPEC;
+  request.nfgen.version = NFNETLINK_V0;
+  int64_t generation = -1;
+  alignas(nlmsghdr) char buffer[8192];
+  if (send(sock, &request, request.header.nlmsg_len, 0) < 0) {
+    *error = std::string("cannot ask for the ruleset generation: ") + std::strerror(errno);
+  } else {
+    ssize_t length = recv(sock, buffer, sizeof(buffer), 0);
+    auto* reply = reinterpret_cast<nlmsghdr*>(buffer);
+    if (length < 0) {
+      *error = std::string("no answer with the ruleset generation: ") + std::strerror(errno);
+    } else if (!NLMSG_OK(reply, static_cast<unsigned>(length))) {
+      *error = "a truncated answer to the ruleset generation request";
+    } else if (reply->nlmsg_type == NLMSG_ERROR) {
+      auto* failure = static_cast<nlmsgerr*>(NLMSG_DATA(reply));
+      *error = std::string("the ruleset generation request failed: ") + std::strerror(-failure->error);
+    } else {
+      // Attributes follow the nfgenmsg header; NFTA_GEN_ID is a big-endian u32.
+      auto* attribute = reinterpret_cast<nlattr*>(static_cast<char*>(NLMSG_DATA(reply)) + NLMSG_ALIGN(sizeof(nfgenmsg)));
+      int remaining = static_cast<int>(reply->nlmsg_len) - NLMSG_LENGTH(sizeof(nfgenmsg));
+      while (remaining >= static_cast<int>(sizeof(nlattr)) && attribute->nla_len >= sizeof(nlattr) &&
+             attribute->nla_len <= remaining) {
+        if ((attribute->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && attribute->nla_len >= NLA_HDRLEN + sizeof(uint32_t)) {
+          uint32_t id;
+          std::memcpy(&id, reinterpret_cast<char*>(attribute) + NLA_HDRLEN, sizeof(id));
+          generation = ntohl(id);
+          break;
+        }
+        remaining -= NLA_ALIGN(attribute->nla_len);
+        attribute = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(attribute) + NLA_ALIGN(attribute->nla_len));
+      }
+      if (generation < 0) *error = "the answer carries no ruleset generation";
+    }
+  }
+  close(sock);
+  return generation;
 }
 
 // Runs the script as a file, as `nft -f` does: an error then quotes the offending line of a
@@ -138,9 +210,11 @@ Outcome RunScript(const std::string& script, const Options& options) {
 
 // One call: its input, its outcome, and the way back to JavaScript.
 struct Job {
+  enum class Kind { Script, Generation } kind;
   std::string script;
   Options options;
   Outcome outcome;
+  int64_t generation = -1;
   Napi::Promise::Deferred deferred;
   Napi::ThreadSafeFunction done;
 };
@@ -154,6 +228,8 @@ void Settle(Napi::Env env, Napi::Function, Job* job) {
       error.Set("name", Napi::String::New(env, "NftError"));
       error.Set("stderr", Napi::String::New(env, job->outcome.error));
       job->deferred.Reject(error.Value());
+    } else if (job->kind == Job::Kind::Generation) {
+      job->deferred.Resolve(Napi::Number::New(env, static_cast<double>(job->generation)));
     } else {
       Napi::Object result = Napi::Object::New(env);
       result.Set("output", Napi::String::New(env, job->outcome.output));
@@ -192,7 +268,12 @@ class NftThread {
         job = queue_.front();
         queue_.pop_front();
       }
-      job->outcome = RunScript(job->script, job->options);
+      if (job->kind == Job::Kind::Generation) {
+        job->generation = RulesetGeneration(job->options.netns, &job->outcome.error);
+        job->outcome.rc = job->generation < 0 ? -1 : 0;
+      } else {
+        job->outcome = RunScript(job->script, job->options);
+      }
       Napi::ThreadSafeFunction done = job->done;
       done.BlockingCall(job, Settle);
       done.Release();
@@ -204,6 +285,15 @@ class NftThread {
   std::deque<Job*> queue_;
   std::thread thread_;
 };
+
+// Queues a job on the addon's thread; its promise settles on the JavaScript thread.
+Napi::Promise Submit(Napi::Env env, Job* job) {
+  // Keeps the event loop alive until the job is settled, like any pending I/O.
+  job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "v6agent:nftables", 0, 1);
+  Napi::Promise promise = job->deferred.Promise();
+  NftThread::Instance().Submit(job);
+  return promise;
+}
 
 // run(script: string, options?: { netns?: string; json?: boolean; dryRun?: boolean }): Promise<{output, error}>
 Napi::Value Run(const Napi::CallbackInfo& info) {
@@ -219,16 +309,24 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     if (o.Has("json")) options.json = o.Get("json").ToBoolean().Value();
     if (o.Has("dryRun")) options.dryRun = o.Get("dryRun").ToBoolean().Value();
   }
-  auto* job = new Job{info[0].As<Napi::String>().Utf8Value(), std::move(options), Outcome{}, Napi::Promise::Deferred::New(env), {}};
-  // Keeps the event loop alive until the job is settled, like any pending I/O.
-  job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "v6agent:nftables", 0, 1);
-  Napi::Promise promise = job->deferred.Promise();
-  NftThread::Instance().Submit(job);
-  return promise;
+  return Submit(env, new Job{Job::Kind::Script, info[0].As<Napi::String>().Utf8Value(), std::move(options), Outcome{}, -1,
+                             Napi::Promise::Deferred::New(env), {}});
+}
+
+// generation(options?: { netns?: string }): Promise<number>
+Napi::Value Generation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Options options;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (o.Has("netns") && o.Get("netns").IsString()) options.netns = o.Get("netns").As<Napi::String>().Utf8Value();
+  }
+  return Submit(env, new Job{Job::Kind::Generation, "", std::move(options), Outcome{}, -1, Napi::Promise::Deferred::New(env), {}});
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("run", Napi::Function::New(env, Run, "run"));
+  exports.Set("generation", Napi::Function::New(env, Generation, "generation"));
   return exports;
 }
 

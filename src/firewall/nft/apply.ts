@@ -3,7 +3,7 @@ import { V6Error } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import type { ApplyResult, DropCounter, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../model.js";
 import { validateBridge, validatePort, validateState } from "../validate.js";
-import { isNotFound, NftError, nft } from "./libnftables.js";
+import { isNotFound, NftError, nft, rulesetGeneration } from "./libnftables.js";
 import { type NftLiveTable, parseNftListing } from "./live.js";
 import {
   bridgeObjects,
@@ -49,6 +49,12 @@ export class NftFirewall implements Firewall {
   private readonly netns: string | undefined;
   private readonly logger: Logger | undefined;
   private capabilities: NftCapabilities | undefined;
+  /**
+   * The last reconcile that found nothing to do: the ruleset generation read before its listing,
+   * and the desired state it checked. While both are unchanged, nothing was committed since,
+   * so the table still matches and need not be listed again (1.6 MB of text at 1,000 ports).
+   */
+  private verified: { generation: number; desired: string } | undefined;
 
   constructor(options: NftFirewallOptions = {}) {
     this.netns = options.netns;
@@ -59,8 +65,13 @@ export class NftFirewall implements Firewall {
   async reconcile(desired: FirewallState, options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     const state = validateState(desired);
     const caps = await this.caps();
-    const live = await this.readTable();
     const result: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };
+    // Read before the listing: any commit after this read changes it.
+    const generation = await rulesetGeneration(this.netns).catch(() => undefined);
+    const desiredKey = JSON.stringify(state);
+    if (generation !== undefined && this.verified?.generation === generation && this.verified.desired === desiredKey) return result;
+    this.verified = undefined;
+    const live = await this.readTable();
     if (live === undefined || live.otherMaps.length > 0) {
       // No table, or one of an older layout (counter maps): written whole, in one transaction
       // that also deletes the old table, so no packet ever meets a half-built one.
@@ -112,7 +123,10 @@ export class NftFirewall implements Firewall {
     for (const chain of live.chains.keys()) {
       if (chain.startsWith("bridge_") && !wanted.has(chain.slice(7))) parts.push(renderBridgeRemoval(chain.slice(7)));
     }
-    if (parts.length === 0) return result;
+    if (parts.length === 0) {
+      if (generation !== undefined) this.verified = { generation, desired: desiredKey };
+      return result;
+    }
     result.changed = true;
     if (options.dryRun) return result;
     await this.apply(parts.join("\n"));

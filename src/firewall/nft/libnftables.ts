@@ -28,9 +28,7 @@ export interface NftCallOptions {
 
 /** Runs one nft script (one transaction); resolves to nft's output, rejects with `NftError`. */
 export async function nft(script: string, options: NftCallOptions = {}): Promise<string> {
-  if (options.netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(options.netns)) {
-    throw new NftError(`netns: ${JSON.stringify(options.netns)} is not a namespace name`, "");
-  }
+  checkNetns(options.netns);
   const addon = loadNativeAddon<NftAddon>("v6agent_nftables");
   try {
     const { output } = await addon.run(script, {
@@ -46,6 +44,26 @@ export async function nft(script: string, options: NftCallOptions = {}): Promise
       "script:",
     );
     throw new NftError(stderr.trim() || "nft: the transaction failed", stderr, { cause: error });
+  }
+}
+
+/**
+ * The ruleset generation of the namespace: it changes with every committed transaction of any
+ * table there (ours, another program's, a hand edit) and not with packets.
+ */
+export async function rulesetGeneration(netns?: string): Promise<number> {
+  checkNetns(netns);
+  const addon = loadNativeAddon<NftAddon>("v6agent_nftables");
+  try {
+    return await addon.generation(netns === undefined ? {} : { netns: `/run/netns/${netns}` });
+  } catch (error) {
+    throw new NftError(String((error as Error).message ?? error), "", { cause: error });
+  }
+}
+
+function checkNetns(netns: string | undefined): void {
+  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) {
+    throw new NftError(`netns: ${JSON.stringify(netns)} is not a namespace name`, "");
   }
 }
 

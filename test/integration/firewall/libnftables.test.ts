@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run } from "../../../src/exec.js";
-import { isNotFound, NftError, nft } from "../../../src/firewall/nft/libnftables.js";
+import { isNotFound, NftError, nft, rulesetGeneration } from "../../../src/firewall/nft/libnftables.js";
 import { Netns } from "../../../src/lab/netns.js";
 import { skipReason } from "../../support/requirements.js";
 
@@ -47,6 +47,20 @@ describe.skipIf(skip !== undefined)("libnftables binding (native/src/nftables.cc
     expect(await nft("list tables", { netns: ns.name })).not.toContain("dry");
     await expect(nft("list tables", { netns: "../../proc/1/ns/net" })).rejects.toThrow(/not a namespace name/);
     await expect(nft("list tables", { netns: "v6-no-such-ns" })).rejects.toThrow(/cannot open network namespace/);
+  });
+
+  it("reads the ruleset generation: a commit changes it, a listing or a dry run does not", async () => {
+    const before = await rulesetGeneration(ns.name);
+    await nft("list tables", { netns: ns.name });
+    await nft("add table bridge dry", { netns: ns.name, dryRun: true });
+    expect(await rulesetGeneration(ns.name)).toBe(before);
+    await nft("add table bridge t", { netns: ns.name });
+    expect(await rulesetGeneration(ns.name)).toBeGreaterThan(before);
+    // Each namespace has its own.
+    const elsewhere = await rulesetGeneration(other.name);
+    await nft("add table bridge t2", { netns: ns.name });
+    expect(await rulesetGeneration(other.name)).toBe(elsewhere);
+    await expect(rulesetGeneration("v6-no-such-ns")).rejects.toThrow(/cannot open network namespace/);
   });
 
   it("does not leak: rounds of 3,000 transactions, listings and failures leave RSS flat", async () => {

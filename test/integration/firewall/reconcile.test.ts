@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { InvalidArgumentError } from "../../../src/errors.js";
-import { createFirewall } from "../../../src/firewall/index.js";
+import { createFirewall, type NftFirewall } from "../../../src/firewall/index.js";
 import type { Firewall, FirewallState, GuestPort } from "../../../src/firewall/model.js";
 import { Netns } from "../../../src/lab/netns.js";
 import { skipReason } from "../../support/requirements.js";
@@ -227,6 +227,26 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     expect(listing).not.toContain("counter ra_vnet1");
     expect(listing).toContain("set drops_ra");
     expect((await firewall.reconcile(desired)).changed).toBe(false);
+  });
+
+  it("lists the table again only when something was committed since the last check", async () => {
+    await firewall.reconcile(desired);
+    const listings = vi.spyOn(firewall as NftFirewall, "readTable");
+    expect((await firewall.reconcile(desired)).changed).toBe(false);
+    expect((await firewall.reconcile(desired)).changed).toBe(false);
+    // The first check listed the table; the second saw the same generation and the same state.
+    expect(listings).toHaveBeenCalledTimes(1);
+    // Another desired state is checked against the table.
+    expect((await firewall.reconcile({ ...desired, ports: desired.ports.slice(0, 2) })).removedPorts).toEqual(["vnet3"]);
+    expect(listings).toHaveBeenCalledTimes(2);
+    // Any commit, here by hand in another table, makes the next check list again; a chain of
+    // ours deleted by hand is restored.
+    await ns.exec("nft", ["add table bridge other"]);
+    await firewall.reconcile(desired);
+    expect(listings).toHaveBeenCalledTimes(3);
+    await ns.exec("nft", ["flush chain bridge v6agent port_vnet2"]);
+    expect((await firewall.reconcile(desired)).updatedPorts).toEqual(["vnet2"]);
+    expect(listings).toHaveBeenCalledTimes(4);
   });
 
   it("keeps a port's counts across a rule update, forgets them when the port goes, and drops stale ones", async () => {
