@@ -52,11 +52,11 @@ function stats(samples: number[]): string {
   return `median ${at(0.5)} ms, p90 ${at(0.9)} ms, max ${at(1)} ms (n=${samples.length})`;
 }
 
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8")
-    .split("\n")
-    .find((entry) => entry.startsWith("VmRSS:"));
-  return Number(line?.replace(/\D+/g, "")) / 1024;
+/** The daemon's RSS, and how much of it is anonymous memory (heaps) vs mapped files (the node binary, libraries). */
+function rss(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) / 1024;
+  return `${field("VmRSS").toFixed(1)} MiB (anonymous ${field("RssAnon").toFixed(1)}, files ${field("RssFile").toFixed(1)})`;
 }
 
 async function inParallel(count: number, work: (index: number) => Promise<void>): Promise<void> {
@@ -185,12 +185,10 @@ try {
   console.log(`nic.plug → result (rules active), ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[0]))}`);
   console.log(`nic.plug → vif.report received, ${PORTS}+ ports on the host: ${stats(full.map((sample) => sample[1]))}`);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  console.log(
-    `daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB (target < 80)`,
-  );
+  console.log(`daemon RSS with ${PORTS + SAMPLES} ports, 2 s after the last plug: ${rss(agent?.child.pid as number)} (target < 80)`);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   console.log(
-    `daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`,
+    `daemon RSS with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rss(agent?.child.pid as number)}`,
   );
   console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
 
@@ -199,10 +197,10 @@ try {
   console.log(`startup (spawn → converged → hello), 0 ports: ${emptyStart.toFixed(0)} ms`);
   console.log(`startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, rules already live: ${(await startAgent()).toFixed(0)} ms`);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`);
+  console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${rss(agent?.child.pid as number)}`);
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   console.log(
-    `daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rssMiB(agent?.child.pid as number).toFixed(1)} MiB`,
+    `daemon RSS after startup with ${PORTS + SAMPLES} ports, ${SETTLE_MS / 1000} s later (periodic reconcile every 60 s): ${rss(agent?.child.pid as number)}`,
   );
   await agent?.stop();
   await firewall.removeAll();
