@@ -1,6 +1,6 @@
 import { duidLl, eui64LinkLocal, type Mac } from "../addressing/index.js";
 import type { VifReport } from "../protocol/index.js";
-import { type DesiredState, findNic } from "./desired-state.js";
+import { type DesiredNic, type DesiredState, findNic } from "./desired-state.js";
 import type { ObservedPort } from "./plan.js";
 
 /** The protocol's VIF report (src/protocol/schemas.ts) is the one type reports travel in. */
@@ -40,36 +40,11 @@ export function allVifReports(desired: DesiredState, observed: readonly Observed
   const seen = new Set<string>();
   for (const vm of desired.vms) {
     for (const nic of vm.nics) {
-      const port = byMac.get(nic.mac);
-      const bridge = port?.bridge ?? desired.networks.find((n) => n.networkId === nic.networkId)?.bridge;
       seen.add(nic.mac);
-      reports.push(
-        vifReport({
-          vmUuid: vm.uuid,
-          mac: nic.mac,
-          networkId: nic.networkId,
-          ipv6: nic.ipv6,
-          state: port === undefined ? "detached" : "protected",
-          ...(port === undefined ? {} : { device: port.device }),
-          ...(bridge === undefined ? {} : { bridge }),
-        }),
-      );
+      reports.push(desiredNicReport(desired, vm.uuid, nic, byMac.get(nic.mac)));
     }
   }
-  for (const port of observed) {
-    if (seen.has(port.mac)) continue;
-    const network = desired.networks.find((n) => n.bridge === port.bridge);
-    reports.push(
-      vifReport({
-        vmUuid: port.vmUuid,
-        mac: port.mac,
-        state: "protected",
-        device: port.device,
-        bridge: port.bridge,
-        ...(network === undefined ? {} : { networkId: network.networkId }),
-      }),
-    );
-  }
+  for (const port of observed) if (!seen.has(port.mac)) reports.push(observedPortReport(desired, port));
   return reports;
 }
 
@@ -85,39 +60,40 @@ export function vmVifReports(
   portsByMac: ReadonlyMap<string, ObservedPort>,
   observedOfVm: readonly ObservedPort[],
 ): VifReport[] {
-  const reports: VifReport[] = [];
   const vm = desired.vms.find((candidate) => candidate.uuid === vmUuid);
-  for (const nic of vm?.nics ?? []) {
-    const port = portsByMac.get(nic.mac);
-    const bridge = port?.bridge ?? desired.networks.find((n) => n.networkId === nic.networkId)?.bridge;
-    reports.push(
-      vifReport({
-        vmUuid,
-        mac: nic.mac,
-        networkId: nic.networkId,
-        ipv6: nic.ipv6,
-        state: port === undefined ? "detached" : "protected",
-        ...(port === undefined ? {} : { device: port.device }),
-        ...(bridge === undefined ? {} : { bridge }),
-      }),
-    );
-  }
+  const reports = (vm?.nics ?? []).map((nic) => desiredNicReport(desired, vmUuid, nic, portsByMac.get(nic.mac)));
   for (const port of observedOfVm) {
     // A port whose MAC some VM's desired NIC claims is reported with that NIC.
-    if (findNic(desired, port.mac) !== undefined) continue;
-    const network = desired.networks.find((n) => n.bridge === port.bridge);
-    reports.push(
-      vifReport({
-        vmUuid: port.vmUuid,
-        mac: port.mac,
-        state: "protected",
-        device: port.device,
-        bridge: port.bridge,
-        ...(network === undefined ? {} : { networkId: network.networkId }),
-      }),
-    );
+    if (findNic(desired, port.mac) === undefined) reports.push(observedPortReport(desired, port));
   }
   return reports;
+}
+
+/** A desired NIC: protected when its port is observed, detached otherwise. */
+function desiredNicReport(desired: DesiredState, vmUuid: string, nic: DesiredNic, port: ObservedPort | undefined): VifReport {
+  const bridge = port?.bridge ?? desired.networks.find((n) => n.networkId === nic.networkId)?.bridge;
+  return vifReport({
+    vmUuid,
+    mac: nic.mac,
+    networkId: nic.networkId,
+    ipv6: nic.ipv6,
+    state: port === undefined ? "detached" : "protected",
+    ...(port === undefined ? {} : { device: port.device }),
+    ...(bridge === undefined ? {} : { bridge }),
+  });
+}
+
+/** An observed port no desired NIC claims (a VM started outside the agent): protected, pinned to its MAC. */
+function observedPortReport(desired: DesiredState, port: ObservedPort): VifReport {
+  const network = desired.networks.find((n) => n.bridge === port.bridge);
+  return vifReport({
+    vmUuid: port.vmUuid,
+    mac: port.mac,
+    state: "protected",
+    device: port.device,
+    bridge: port.bridge,
+    ...(network === undefined ? {} : { networkId: network.networkId }),
+  });
 }
 
 export function sameReport(a: VifReport, b: VifReport): boolean {

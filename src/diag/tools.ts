@@ -75,7 +75,9 @@ export async function toolChecks(backend: "nft" | "xtables" | "auto"): Promise<{
 /** The nft backend runs libnftables in-process through native/: the addon must load and work. */
 async function libnftablesCheck(backend: "nft" | "xtables" | "auto"): Promise<CheckResult> {
   try {
-    await nft("list tables bridge");
+    // A dry run: parsed, evaluated and checked by the kernel, nothing committed (a listing
+    // would fetch the whole ruleset, ~0.3 s with 1,000 ports).
+    await nft("add table bridge v6agent_probe", { dryRun: true });
     return ok("tool.libnftables", "libnftables works (the nft backend runs it in-process)");
   } catch (error) {
     const message = `libnftables cannot be used: ${(error as Error).message}`;

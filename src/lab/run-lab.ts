@@ -207,6 +207,28 @@ function agentConfigYaml(fields: {
   ].join("\n");
 }
 
+/** The management server, the agent daemon registered with it, and the lab's /64 ensured through it. */
+async function startAgentOnNetwork(
+  session: LabSession,
+  options: LabOptions,
+  kind: "kvm" | "xenserver",
+  host: { hypervisor: string[]; uplink: string; netns?: string },
+) {
+  const { mgmt, agentsUrl, tokenFile } = await session.step(
+    "management server (v6agent mgmt)",
+    () => startManagement(session),
+    (value) => value.mgmt.apiUrl,
+  );
+  const yaml = agentConfigYaml({ agentsUrl, tokenFile, stateDir: join(session.dir, "state"), backend: options.backend, ...host });
+  await session.step(`agent daemon (v6agent run, ${kind}, ${options.backend})`, () => startAgent(session, mgmt, yaml));
+  const ensured = await session.step(
+    `network.ensure ${LAB_NETWORK}`,
+    () => mgmt.call(HOST_ID, "network.ensure", { networkId: NETWORK_ID, prefix: LAB_NETWORK, gateway: LAB_ROUTER }),
+    (value) => `bridge ${value.bridge}`,
+  );
+  return { mgmt, ensured };
+}
+
 async function startAgent(session: LabSession, mgmt: MgmtClient, yaml: string): Promise<void> {
   const configPath = join(session.dir, "agent.yaml");
   writeFileSync(configPath, yaml, { mode: 0o600 });
@@ -294,37 +316,17 @@ async function runXenLab(session: LabSession, options: LabOptions, started: numb
   const passwordFile = join(session.dir, "xapi-password");
   writeFileSync(passwordFile, "xenroot\n", { mode: 0o600 });
 
-  const { mgmt, agentsUrl, tokenFile } = await session.step(
-    "management server (v6agent mgmt)",
-    () => startManagement(session),
-    (value) => value.mgmt.apiUrl,
-  );
-  await session.step(`agent daemon (v6agent run, xenserver, ${options.backend})`, () =>
-    startAgent(
-      session,
-      mgmt,
-      agentConfigYaml({
-        agentsUrl,
-        tokenFile,
-        stateDir: join(session.dir, "state"),
-        backend: options.backend,
-        hypervisor: [
-          "kind: xenserver",
-          "xapi:",
-          `  url: ${JSON.stringify(sim.url)}`,
-          "  username: root",
-          `  passwordFile: ${JSON.stringify(passwordFile)}`,
-        ],
-        uplink: "eth0",
-        netns: dom0.name,
-      }),
-    ),
-  );
-  const ensured = await session.step(
-    `network.ensure ${LAB_NETWORK}`,
-    () => mgmt.call(HOST_ID, "network.ensure", { networkId: NETWORK_ID, prefix: LAB_NETWORK, gateway: LAB_ROUTER }),
-    (value) => `bridge ${value.bridge}`,
-  );
+  const { mgmt, ensured } = await startAgentOnNetwork(session, options, "xenserver", {
+    hypervisor: [
+      "kind: xenserver",
+      "xapi:",
+      `  url: ${JSON.stringify(sim.url)}`,
+      "  username: root",
+      `  passwordFile: ${JSON.stringify(passwordFile)}`,
+    ],
+    uplink: "eth0",
+    netns: dom0.name,
+  });
   session.record.firewall = { backend: options.backend, netns: dom0.name, bridges: [ensured.bridge] };
 
   await session.step(`nic.plug ×${guests.length}`, async () => {
@@ -478,31 +480,11 @@ async function runKvmLab(session: LabSession, options: LabOptions, started: numb
   });
   const image = await buildGuestImage();
 
-  const { mgmt, agentsUrl, tokenFile } = await session.step(
-    "management server (v6agent mgmt)",
-    () => startManagement(session),
-    (value) => value.mgmt.apiUrl,
-  );
-  await session.step(`agent daemon (v6agent run, kvm, ${options.backend})`, () =>
-    startAgent(
-      session,
-      mgmt,
-      agentConfigYaml({
-        agentsUrl,
-        tokenFile,
-        stateDir: join(session.dir, "state"),
-        backend: options.backend,
-        // Software emulation: a nested KVM guest hangs at boot on these machines.
-        hypervisor: ["kind: kvm", "uri: qemu:///system", "domainType: qemu"],
-        uplink,
-      }),
-    ),
-  );
-  const ensured = await session.step(
-    `network.ensure ${LAB_NETWORK}`,
-    () => mgmt.call(HOST_ID, "network.ensure", { networkId: NETWORK_ID, prefix: LAB_NETWORK, gateway: LAB_ROUTER }),
-    (value) => `bridge ${value.bridge}`,
-  );
+  const { mgmt, ensured } = await startAgentOnNetwork(session, options, "kvm", {
+    // Software emulation: a nested KVM guest hangs at boot on these machines.
+    hypervisor: ["kind: kvm", "uri: qemu:///system", "domainType: qemu"],
+    uplink,
+  });
   session.record.hostLinks.push(ensured.bridge);
   session.record.firewall = { backend: options.backend, bridges: [ensured.bridge] };
   session.save();

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { eui64LinkLocal, type Mac } from "../../src/addressing/index.js";
 import { run } from "../../src/exec.js";
 
 /** Every crafted attack test/support/attacks/send_attack.py knows. */
@@ -47,4 +48,22 @@ export async function sendAttack(netns: string, iface: string, kind: AttackKind,
   // Debian's python3 has scapy; the pyenv one on PATH does not.
   const { stdout } = await run("/usr/bin/python3", [script, iface, kind, JSON.stringify(params)], { netns, timeoutMs: 60_000 });
   return (JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as { sent: number }).sent;
+}
+
+/**
+ * The parameters of one attack of `kind` by the guest with `attackerMac` against the victim:
+ * frames carry the attacker's own MAC and link-local unless the attack spoofs, an NA spoof claims
+ * the victim's address, rogue RAs announce 2001:db8:bad::/64; 20 frames.
+ */
+export function attackOn(kind: AttackKind, attackerMac: string, victim: { mac: string; address: string }): AttackParams {
+  return {
+    src_mac: attackerMac,
+    src_ll: eui64LinkLocal(attackerMac as Mac),
+    victim_mac: victim.mac,
+    victim_ll: eui64LinkLocal(victim.mac as Mac),
+    victim_ip: victim.address,
+    ...(kind === "na-spoof" ? { target: victim.address } : {}),
+    prefix: "2001:db8:bad::",
+    count: 20,
+  };
 }

@@ -9,7 +9,7 @@ import { NetnsGuest } from "../../../src/lab/guest-netns.js";
 import { uniqueSuffix } from "../../../src/lab/names.js";
 import { Netns, vethBetween } from "../../../src/lab/netns.js";
 import { Router } from "../../../src/lab/router.js";
-import { type AttackKind, sendAttack } from "../../support/attacks.js";
+import { type AttackKind, attackOn, sendAttack } from "../../support/attacks.js";
 import { skipReason } from "../../support/requirements.js";
 
 const skip = skipReason({ root: true, commands: ["nft", "ebtables", "ip6tables", "dnsmasq", "dhclient", "/usr/bin/python3"] });
@@ -107,16 +107,12 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s backen
 
   it.each(attacks)("drops %s from the attacker and counts it as %s", async (kind, counter) => {
     const before = await countersOf(firewall, attackerPort);
-    const sent = await sendAttack(attacker.netns.name, "eth0", kind, {
-      src_mac: attackerMac,
-      src_ll: eui64LinkLocal(attackerMac),
-      victim_mac: victimMac,
-      victim_ll: eui64LinkLocal(victimMac),
-      victim_ip: victimAddress,
-      target: kind === "na-spoof" ? victimAddress : undefined,
-      prefix: "2001:db8:bad::",
-      count: 20,
-    });
+    const sent = await sendAttack(
+      attacker.netns.name,
+      "eth0",
+      kind,
+      attackOn(kind, attackerMac, { mac: victimMac, address: victimAddress }),
+    );
     expect(sent).toBeGreaterThan(0);
     // The drop counter is the proof the frames reached the bridge and were stopped there.
     await waitFor(async () => (await countersOf(firewall, attackerPort))[counter].packets > before[counter].packets);

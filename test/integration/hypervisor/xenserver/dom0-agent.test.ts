@@ -12,7 +12,7 @@ import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.
 import { Router } from "../../../../src/lab/router.js";
 import { ManagementServer } from "../../../../src/mgmt/index.js";
 import type { RemoteError, VifReport } from "../../../../src/protocol/index.js";
-import { type AttackKind, sendAttack } from "../../../support/attacks.js";
+import { type AttackKind, attackOn, sendAttack } from "../../../support/attacks.js";
 import { Netns, vethBetween } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
 import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../support/xapi-sim/index.js";
@@ -342,16 +342,12 @@ describe.skipIf(skip !== undefined)("v6agent in a XenServer dom0 (simulated XAPI
       const device = `vif${sim.db.get("VM", attackerVm.ref).domid}.0`;
       const countersOf = async () => (await inspector.counters()).find((c) => c.device === device) as PortCounters;
       const before = await countersOf();
-      const sent = await sendAttack(attacker.netns.name, "eth0", kind, {
-        src_mac: attackerMac,
-        src_ll: eui64LinkLocal(attackerMac),
-        victim_mac: victimMac,
-        victim_ll: eui64LinkLocal(victimMac),
-        victim_ip: victimAddress,
-        ...(kind === "na-spoof" ? { target: victimAddress } : {}),
-        prefix: "2001:db8:bad::",
-        count: 20,
-      });
+      const sent = await sendAttack(
+        attacker.netns.name,
+        "eth0",
+        kind,
+        attackOn(kind, attackerMac, { mac: victimMac, address: victimAddress }),
+      );
       expect(sent).toBeGreaterThan(0);
       await until(
         async () => (await countersOf())[counter].packets > before[counter].packets,
