@@ -25,9 +25,12 @@ export function writeConfig(directory: string, config: unknown, name = "agent.ya
   return path;
 }
 
-/** Starts `node dist/src/cli.js <args>`; `env` adds to this process's environment. */
-export function startCli(args: readonly string[], env: Record<string, string> = {}): DaemonProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `node [nodeArgs] dist/src/cli.js <args>`; `env` adds to this process's environment. */
+export function startCli(args: readonly string[], env: Record<string, string> = {}, nodeArgs: readonly string[] = []): DaemonProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let text = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     text += chunk.toString("utf8");
@@ -55,8 +58,8 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
   };
 }
 
-export function startAgentDaemon(configPath: string, env: Record<string, string> = {}): DaemonProcess {
-  return startCli(["run", "--config", configPath], env);
+export function startAgentDaemon(configPath: string, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): DaemonProcess {
+  return startCli(["run", "--config", configPath], env, nodeArgs);
 }
 
 export { waitFor } from "./wait.js";

@@ -97,8 +97,19 @@ export class NetnsDom0 implements Dom0Network {
     await run("ip", ["link", "del", `${vlan.device}.${vlan.tag}`], { netns: this.options.dom0, okExitCodes: [0, 1] });
   }
 
+  /** Bridges being made: VIFs plugged concurrently onto a new bridge make it once. */
+  private readonly making = new Map<string, Promise<boolean>>();
+
   /** Returns true when it made the bridge. */
   private async ensureBridge(bridge: string): Promise<boolean> {
+    const pending = this.making.get(bridge);
+    if (pending !== undefined) return pending.then(() => false);
+    const making = this.makeBridge(bridge).finally(() => this.making.delete(bridge));
+    this.making.set(bridge, making);
+    return making;
+  }
+
+  private async makeBridge(bridge: string): Promise<boolean> {
     const dom0 = this.options.dom0;
     const { exitCode } = await run("ip", ["link", "show", bridge], { netns: dom0, okExitCodes: [0, 1] });
     if (exitCode === 0) return false;
