@@ -20,10 +20,10 @@ import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
  *   instead of V8's dynamic factor (up to 4×). A burst of plugs at 1,000 ports then peaks ~20 MiB
  *   lower, at the cost of more frequent, small, mostly concurrent full GCs.
  */
+export const DAEMON_V8_FLAGS = ["--semi-space-growth-factor=1", "--max-opt=1", "--heap-growing-percent=20"] as const;
+
 export function tuneV8ForDaemon(): void {
-  setFlagsFromString("--semi-space-growth-factor=1");
-  setFlagsFromString("--max-opt=1");
-  setFlagsFromString("--heap-growing-percent=20");
+  for (const flag of DAEMON_V8_FLAGS) setFlagsFromString(flag);
 }
 
 /** The young generation's current size in bytes (both semi-spaces), for logs and tests. */

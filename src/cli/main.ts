@@ -31,8 +31,8 @@ export function buildProgram(): Command {
     .description("run the agent daemon on this hypervisor host")
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
-      // Before the daemon's modules load: their loading is the first burst that would grow it.
-      (await import("../agent/young-generation.js")).keepYoungGenerationSmall();
+      // Before the daemon's modules load: their loading is the first burst the settings are for.
+      (await import("../agent/v8-memory.js")).tuneV8ForDaemon();
       const { runDaemon } = await import("../agent/daemon.js");
       const code = await runDaemon(options.config);
       if (code !== 0) throw new CliExit(code);
