@@ -14,7 +14,7 @@ import { type AgentConfig, loadAgentConfig } from "./config.js";
 import { type DesiredState, emptyDesiredState, parseDesiredState, SCHEMA_VERSION } from "./desired-state.js";
 import { commandHandler } from "./dispatch.js";
 import { HostBridgeProvisioner } from "./kvm-networks.js";
-import { AgentMetrics } from "./metrics.js";
+import { type MetricsSink, noMetrics } from "./metrics-sink.js";
 import type { NetworkProvisioner } from "./network-provisioner.js";
 import { StateStore } from "./state-store.js";
 
@@ -136,7 +136,8 @@ export async function runDaemon(configPath: string): Promise<number> {
   const config = await loadAgentConfig(configPath);
   const logger = createLogger(config.logLevel);
   const parts = await buildAgentParts(config, logger);
-  const metrics = new AgentMetrics();
+  const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
+  const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
   const agent = new Agent({
     hypervisor: parts.hypervisor,
@@ -211,8 +212,8 @@ export async function runDaemon(configPath: string): Promise<number> {
   channel.start();
 
   let metricsServer: Server | undefined;
-  if (config.metrics.listen !== undefined) {
-    metricsServer = await metrics.listen(config.metrics.listen.host, config.metrics.listen.port);
+  if (prometheus !== undefined && config.metrics.listen !== undefined) {
+    metricsServer = await prometheus.listen(config.metrics.listen.host, config.metrics.listen.port);
     logger.info({ listen: config.metrics.listen }, "metrics served");
   }
 
@@ -221,7 +222,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       .reconcile()
       .then(async (result) => {
         metrics.setProtectedPorts(result.protectedPorts);
-        metrics.setDrops(await parts.firewall.counters());
+        metrics.setDrops?.(await parts.firewall.counters());
       })
       .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
   }, config.reconcileSeconds * 1000);

@@ -1,12 +1,13 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PortCounters } from "../firewall/model.js";
+import type { MetricsSink } from "./metrics-sink.js";
 
 /**
  * Optional Prometheus metrics (issue 6): commands by method and outcome, their durations,
  * protected ports, firewall drops by reason, and the management connection's state.
  */
-export class AgentMetrics {
+export class AgentMetrics implements MetricsSink {
   readonly registry = new Registry();
   private readonly commands = new Counter({
     name: "v6agent_commands_total",

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +15,15 @@ import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../
  * names the bad field and exits non-zero; with a good one (XenServer simulator, nft in a dom0
  * namespace) it registers with `v6agent mgmt` and shows up in its HTTP API's agent list.
  */
+/** A TCP port on loopback that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 const skip = skipReason({ root: true, commands: ["ip", "nft", "sysctl"] });
 
 describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", () => {
@@ -65,7 +75,7 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
     });
   }
 
-  it("registers with v6agent mgmt and is listed by GET /v1/agents", async () => {
+  it("registers with v6agent mgmt, is listed by GET /v1/agents, and serves its metrics when asked to", async () => {
     const tokenFile = join(workDir, "tokens");
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
     const mgmt = startCli(["mgmt", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--token-file", tokenFile]);
@@ -81,7 +91,8 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
       }
       return undefined;
     });
-    const config = { ...base(), management: { servers: [endpoints.agents], token } };
+    const metricsPort = await freePort();
+    const config = { ...base(), management: { servers: [endpoints.agents], token }, metrics: { listen: `127.0.0.1:${metricsPort}` } };
     const agent = startAgentDaemon(writeConfig(workDir, config, "good.yaml"));
     processes.push(agent);
     const listed = await waitFor("the agent in /v1/agents", async () => {
@@ -91,6 +102,10 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
       return body.agents.find((entry) => entry.hostId === config.hostId && entry.connected);
     });
     expect(listed).toMatchObject({ hostId: config.hostId, connected: true, hypervisor: "xenserver" });
+    // prom-client is loaded only when metrics are configured: the endpoint must still work.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^v6agent_management_connected 1$/m);
+    expect(metrics).toMatch(/^v6agent_ports_protected 0$/m);
     const stopped = await agent.stop(25_000);
     expect(stopped, agent.output().split("\n").slice(-8).join("\n")).toBe(0);
   });
