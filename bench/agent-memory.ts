@@ -7,7 +7,8 @@
  *   npm run build && node dist/bench/agent-memory.js [ports] [variant ...]
  *
  * A variant is `name=words`: node arguments (given before the script) and environment variables,
- * e.g. `small="--v8-pool-size=1 UV_THREADPOOL_SIZE=2"`; `default` runs the daemon as installed. Without variants: `default` only.
+ * e.g. `bare="NODE_OPTIONS= MALLOC_ARENA_MAX="` (without the unit's settings); `default` runs
+ * the daemon as installed (the environment of packaging/v6agent.service). Without variants: `default` only.
  */
 import { formatRss, mac, sleep, startXenBenchHost, topMappings } from "./support/xen-host.js";
 

@@ -14,7 +14,8 @@
  *
  *   npm run build && node dist/bench/agent.js [ports]
  *
- * BENCH_DAEMON_NODE_OPTIONS is passed to the daemon as NODE_OPTIONS (e.g. `--heapsnapshot-signal=SIGUSR2`).
+ * The daemon runs as installed (the environment of packaging/v6agent.service); BENCH_DAEMON_NODE_ARGS
+ * adds node arguments (e.g. `--heapsnapshot-signal=SIGUSR2`).
  */
 import { createFirewall } from "../src/firewall/index.js";
 import { formatRss, mac, sleep, startXenBenchHost, stats, topMappings } from "./support/xen-host.js";
@@ -24,14 +25,13 @@ const SAMPLES = 20;
 /** How long the daemon idles before a second RSS sample (V8's memory reducer acts after ~8 s of low allocation). */
 const SETTLE_MS = 30_000;
 
-const daemonEnv: Record<string, string> =
-  process.env.BENCH_DAEMON_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS };
+const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
 const host = await startXenBenchHost();
 const pid = () => host.agent?.child.pid as number;
 
 try {
   const sampleVms = Array.from({ length: SAMPLES }, (_, index) => host.newVm(index));
-  const emptyStart = await host.startAgent(daemonEnv);
+  const emptyStart = await host.startAgent({}, nodeArgs);
   for (const vm of sampleVms) await host.startVm(vm);
   const bridge = await host.ensureNetwork();
 
@@ -52,7 +52,7 @@ try {
     `made ${PORTS - SAMPLES} more running VMs with a VIF each in the simulator (real dom0 veths): ${((performance.now() - fillStarted) / 1000).toFixed(1)} s`,
   );
 
-  const fullStart = await host.startAgent(daemonEnv);
+  const fullStart = await host.startAgent({}, nodeArgs);
   const firewall = await createFirewall({ backend: "nft", netns: host.netns });
   console.log(`startup (spawn → converged → hello), ${PORTS} ports, ${SAMPLES} of them with rules live: ${fullStart.toFixed(0)} ms`);
   console.log(`live ports in the nft table: ${(await firewall.readLive()).ports.length}`);
@@ -75,7 +75,7 @@ try {
   await host.stopAgent();
   console.log(`startup (spawn → converged → hello), 0 ports: ${emptyStart.toFixed(0)} ms`);
   console.log(
-    `startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, rules already live: ${(await host.startAgent(daemonEnv)).toFixed(0)} ms`,
+    `startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, rules already live: ${(await host.startAgent({}, nodeArgs)).toFixed(0)} ms`,
   );
   await sleep(2000);
   console.log(`daemon RSS 2 s after startup with ${PORTS + SAMPLES} ports: ${formatRss(pid())}`);
@@ -86,7 +86,7 @@ try {
   console.log(`  biggest mappings (MiB): ${topMappings(pid())}`);
   await host.stopAgent();
   await firewall.removeAll();
-  const rebuilt = await host.startAgent(daemonEnv);
+  const rebuilt = await host.startAgent({}, nodeArgs);
   console.log(`startup (spawn → converged → hello), ${PORTS + SAMPLES} ports, nft table empty: ${rebuilt.toFixed(0)} ms`);
   console.log(`live ports after that startup: ${(await firewall.readLive()).ports.length}`);
 } finally {

@@ -19,7 +19,7 @@ import { StateStore } from "../../src/agent/state-store.js";
 import { createLogger } from "../../src/log.js";
 import { ManagementServer } from "../../src/mgmt/index.js";
 import type { VifReport } from "../../src/protocol/index.js";
-import { type DaemonProcess, startAgentDaemon, writeConfig } from "../../test/support/agent-daemon.js";
+import { type DaemonProcess, serviceEnvironment, startAgentDaemon, writeConfig } from "../../test/support/agent-daemon.js";
 import { uniqueSuffix } from "../../test/support/names.js";
 import { Netns } from "../../test/support/netns.js";
 import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../test/support/xapi-sim/index.js";
@@ -91,7 +91,11 @@ export interface XenBenchHost {
   readonly netns: string;
   /** The running daemon, if any. */
   readonly agent: DaemonProcess | undefined;
-  /** Starts the daemon (`env` adds to its environment, `nodeArgs` go before the script); resolves with ms from spawn to its hello. */
+  /**
+   * Starts the daemon as installed: with the environment packaging/v6agent.service gives it, to
+   * which `env` adds (`NAME=` with an empty value turns one off); `nodeArgs` go before the script. Resolves with
+   * ms from spawn to its hello.
+   */
   startAgent(env?: Record<string, string>, nodeArgs?: readonly string[]): Promise<number>;
   stopAgent(): Promise<void>;
   /** network.ensure of the bench's /64; resolves with its bridge. */
@@ -142,7 +146,7 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
     },
     async startAgent(env = {}, nodeArgs = []) {
       const started = performance.now();
-      const daemon = startAgentDaemon(configPath, env, nodeArgs);
+      const daemon = startAgentDaemon(configPath, { ...serviceEnvironment(), ...env }, nodeArgs);
       agent = daemon;
       const exited = daemon.exited.then((code) => {
         throw new Error(`agent exited (${code}):\n${daemon.output()}`);

@@ -1,7 +1,7 @@
 // The real `v6agent run` daemon as a child process (from dist/, so `npm run build` first), with
 // its config written from an object, its output captured, and helpers to wait for its exit.
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 
@@ -56,6 +56,14 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
       return exited;
     },
   };
+}
+
+/** The `Environment=` settings of a systemd unit's text (packaging/v6agent.service by default). */
+export function serviceEnvironment(unit = readFileSync(join(ROOT, "packaging", "v6agent.service"), "utf8")): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const [, name, value] of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm))
+    environment[name as string] = value as string;
+  return environment;
 }
 
 export function startAgentDaemon(configPath: string, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): DaemonProcess {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../../../src/exec.js";
+import { serviceEnvironment } from "../../support/agent-daemon.js";
 import { skipReason } from "../../support/requirements.js";
 
 /**
@@ -34,6 +35,10 @@ describe("packaging/v6agent.service", () => {
     expect(unit).toMatch(/^KillSignal=SIGTERM$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^CapabilityBoundingSet=.*CAP_NET_ADMIN/m);
+  });
+
+  it("sets the memory settings node and glibc read only at start, which the benchmarks run with", () => {
+    expect(serviceEnvironment(unit)).toEqual({ NODE_ENV: "production", NODE_OPTIONS: "--v8-pool-size=1", MALLOC_ARENA_MAX: "2" });
   });
 
   it.skipIf(reason)("systemd-analyze verify accepts every directive", async () => {
