@@ -40,16 +40,16 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A process's RSS in MiB, and how much of it is anonymous memory (heaps) vs mapped files (the node binary, libraries). */
-export function rssOf(pid: number): { total: number; anonymous: number; files: number } {
+/** A process's RSS in MiB, how much of it is anonymous memory (heaps) vs mapped files (the node binary, libraries), and its peak so far. */
+export function rssOf(pid: number): { total: number; anonymous: number; files: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) / 1024;
-  return { total: field("VmRSS"), anonymous: field("RssAnon"), files: field("RssFile") };
+  return { total: field("VmRSS"), anonymous: field("RssAnon"), files: field("RssFile"), peak: field("VmHWM") };
 }
 
 export function formatRss(pid: number): string {
   const rss = rssOf(pid);
-  return `${rss.total.toFixed(1)} MiB (anonymous ${rss.anonymous.toFixed(1)}, files ${rss.files.toFixed(1)})`;
+  return `${rss.total.toFixed(1)} MiB (anonymous ${rss.anonymous.toFixed(1)}, files ${rss.files.toFixed(1)}; peak so far ${rss.peak.toFixed(1)})`;
 }
 
 /** A process's biggest RSS holders from /proc/PID/smaps: files by name, anonymous memory lumped as [anon]. */

@@ -21,6 +21,7 @@ import {
   renderDropCountRemoval,
   renderPortRemoval,
   renderPortRules,
+  renderPortsBlock,
   renderPortUpsert,
   renderSkeleton,
   renderSkeletonRules,
@@ -44,6 +45,20 @@ export interface NftFirewallOptions {
  * a port is never seen unfiltered or half-filtered. Port changes touch only that port's
  * objects; only reconcile reads the whole table.
  */
+/**
+ * Ports per nft transaction when many change at once (a new table at startup, a table flushed by
+ * hand). libnftables holds a whole transaction's parse in memory, ~50 MB for 1,000 ports, all of
+ * it inside the agent's RSS; batches keep that peak to a fifth. Each port's chain, map entry and
+ * set element stay in one transaction, so no port is ever half-protected.
+ */
+export const PORTS_PER_TRANSACTION = 200;
+
+function batches<T>(items: readonly T[]): T[][] {
+  const result: T[][] = [];
+  for (let start = 0; start < items.length; start += PORTS_PER_TRANSACTION) result.push(items.slice(start, start + PORTS_PER_TRANSACTION));
+  return result;
+}
+
 export class NftFirewall implements Firewall {
   readonly backend = "nft" as const;
   private readonly netns: string | undefined;
@@ -73,16 +88,27 @@ export class NftFirewall implements Firewall {
     this.verified = undefined;
     const live = await this.readTable();
     if (live === undefined || live.otherMaps.length > 0) {
-      // No table, or one of an older layout (counter maps): written whole, in one transaction
-      // that also deletes the old table, so no packet ever meets a half-built one.
       if (options.dryRun) return { ...result, changed: true, addedPorts: state.ports.map((p) => p.device) };
-      await this.apply([...(live === undefined ? [] : [renderTableRemoval()]), renderState(state, caps)].join("\n"));
+      if (live === undefined) {
+        // No table: the structure with the first ports, then the other ports in batches. Until
+        // its batch commits, a guest port is an unknown port of a managed bridge: dropped.
+        const [first = [], ...rest] = batches(state.ports);
+        await this.apply(renderState({ ...state, ports: first }, caps));
+        for (const batch of rest) await this.apply(renderPortsBlock(batch));
+      } else {
+        // A table of an older layout (counter maps) is replaced whole, in one transaction, so
+        // no port that it protected ever loses its rules or its traffic.
+        await this.apply([renderTableRemoval(), renderState(state, caps)].join("\n"));
+      }
       result.changed = true;
       result.addedPorts = state.ports.map((p) => p.device);
       this.logger?.info({ ports: state.ports.length, bridges: state.bridges.length }, "firewall table created");
       return result;
     }
+    // Structure first, then port upserts (in batches when many), then removals.
     const parts: string[] = [];
+    const upserts: string[] = [];
+    const removals: string[] = [];
     const skeletonOk =
       live.hasPortsMap &&
       live.sets.has(GUEST_PORTS) &&
@@ -99,7 +125,7 @@ export class NftFirewall implements Firewall {
     const guestPorts = new Set(live.sets.get(GUEST_PORTS) ?? []);
     for (const port of state.ports) {
       if (guestPorts.has(port.device) && portMatches(port, live)) continue;
-      parts.push(renderPortUpsert(port));
+      upserts.push(renderPortUpsert(port));
       const exists = live.ports.has(port.device) || live.chains.has(portObjects(port.device).chain);
       (exists ? result.updatedPorts : result.addedPorts).push(port.device);
     }
@@ -110,26 +136,33 @@ export class NftFirewall implements Firewall {
     ]);
     for (const device of liveDevices) {
       if (desiredDevices.has(device)) continue;
-      parts.push(renderPortRemoval(device));
+      removals.push(renderPortRemoval(device));
       result.removedPorts.push(device);
     }
     // Counts of ports that are gone (a port removed by hand, say) are forgotten.
     for (const kind of counterKinds) {
       for (const device of live.elementCounters.get(dropObjects(kind).set)?.keys() ?? []) {
-        if (!desiredDevices.has(device) && !liveDevices.has(device)) parts.push(renderDropCountRemoval(kind, device));
+        if (!desiredDevices.has(device) && !liveDevices.has(device)) removals.push(renderDropCountRemoval(kind, device));
       }
     }
     const wanted = new Set(bridgeNames);
     for (const chain of live.chains.keys()) {
-      if (chain.startsWith("bridge_") && !wanted.has(chain.slice(7))) parts.push(renderBridgeRemoval(chain.slice(7)));
+      if (chain.startsWith("bridge_") && !wanted.has(chain.slice(7))) removals.push(renderBridgeRemoval(chain.slice(7)));
     }
-    if (parts.length === 0) {
+    if (parts.length + upserts.length + removals.length === 0) {
       if (generation !== undefined) this.verified = { generation, desired: desiredKey };
       return result;
     }
     result.changed = true;
     if (options.dryRun) return result;
-    await this.apply(parts.join("\n"));
+    const upsertBatches = batches(upserts);
+    if (upsertBatches.length <= 1) {
+      await this.apply([...parts, ...upserts, ...removals].join("\n"));
+    } else {
+      await this.apply([...parts, ...(upsertBatches[0] ?? [])].join("\n"));
+      for (const batch of upsertBatches.slice(1, -1)) await this.apply(batch.join("\n"));
+      await this.apply([...(upsertBatches.at(-1) ?? []), ...removals].join("\n"));
+    }
     this.logger?.info(
       { added: result.addedPorts.length, updated: result.updatedPorts.length, removed: result.removedPorts.length },
       "firewall reconciled",

@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { InvalidArgumentError } from "../../../src/errors.js";
 import { createFirewall, type NftFirewall } from "../../../src/firewall/index.js";
 import type { Firewall, FirewallState, GuestPort } from "../../../src/firewall/model.js";
+import { PORTS_PER_TRANSACTION } from "../../../src/firewall/nft/apply.js";
+import { rulesetGeneration } from "../../../src/firewall/nft/libnftables.js";
 import { Netns } from "../../../src/lab/netns.js";
 import { skipReason } from "../../support/requirements.js";
 
@@ -272,5 +274,39 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     await firewall.removePort("vnet1");
     await firewall.upsertPort(port("vnet1", 1));
     expect(await ra("vnet1")).toBe(0);
+  });
+
+  it("builds a table of many ports in batches of whole ports, and repairs many ports the same way", async () => {
+    const count = 2 * PORTS_PER_TRANSACTION + 50;
+    const many: FirewallState = {
+      ...desired,
+      ports: Array.from({ length: count }, (_, index) => {
+        const hex = (value: number) => value.toString(16).padStart(2, "0");
+        return {
+          device: `vnet${index}`,
+          bridge: "br0",
+          mac: `52:54:00:02:${hex(index >> 8)}:${hex(index & 0xff)}`,
+          linkLocals: [`fe80::5054:ff:fe02:${(index + 1).toString(16)}`],
+          ipv6: [`2001:db8:1:2::${(index + 1).toString(16)}`],
+          ipv4: [],
+        } as unknown as GuestPort;
+      }),
+    };
+    const before = await rulesetGeneration(ns.name);
+    expect((await firewall.reconcile(many)).addedPorts).toHaveLength(count);
+    // One commit per batch: the structure with the first batch, then two more.
+    expect(await rulesetGeneration(ns.name)).toBe(before + 3);
+    const live = await firewall.readLive();
+    expect(live.ports.map((p) => p.device).sort()).toEqual(many.ports.map((p) => p.device).sort());
+    const guestPorts = (await ns.exec("nft", ["list", "set", "bridge", "v6agent", "guest_ports"])).stdout;
+    for (const p of many.ports) expect(guestPorts).toContain(`"${p.device}"`);
+    expect((await firewall.reconcile(many)).changed).toBe(false);
+
+    // Every port chain emptied by hand: each port is rewritten whole, again in batches.
+    await ns.exec("nft", ["-f", "-"], { input: many.ports.map((p) => `flush chain bridge v6agent port_${p.device}\n`).join("") });
+    const flushed = await rulesetGeneration(ns.name);
+    expect((await firewall.reconcile(many)).updatedPorts).toHaveLength(count);
+    expect(await rulesetGeneration(ns.name)).toBe(flushed + 3);
+    expect((await firewall.reconcile(many)).changed).toBe(false);
   });
 });
