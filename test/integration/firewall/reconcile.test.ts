@@ -236,19 +236,49 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     const listings = vi.spyOn(firewall as NftFirewall, "readTable");
     expect((await firewall.reconcile(desired)).changed).toBe(false);
     expect((await firewall.reconcile(desired)).changed).toBe(false);
-    // The first check listed the table; the second saw the same generation and the same state.
-    expect(listings).toHaveBeenCalledTimes(1);
+    // The first reconcile's own commit left the table verified: neither check listed it.
+    expect(listings).toHaveBeenCalledTimes(0);
     // Another desired state is checked against the table.
     expect((await firewall.reconcile({ ...desired, ports: desired.ports.slice(0, 2) })).removedPorts).toEqual(["vnet3"]);
-    expect(listings).toHaveBeenCalledTimes(2);
+    expect(listings).toHaveBeenCalledTimes(1);
     // Any commit, here by hand in another table, makes the next check list again; a chain of
     // ours deleted by hand is restored.
     await ns.exec("nft", ["add table bridge other"]);
     await firewall.reconcile(desired);
-    expect(listings).toHaveBeenCalledTimes(3);
+    expect(listings).toHaveBeenCalledTimes(2);
     await ns.exec("nft", ["flush chain bridge v6agent port_vnet2"]);
     expect((await firewall.reconcile(desired)).updatedPorts).toEqual(["vnet2"]);
-    expect(listings).toHaveBeenCalledTimes(4);
+    expect(listings).toHaveBeenCalledTimes(3);
+  });
+
+  it("trusts its own commits: after a port change or a repair it does not list the table again, after anyone else's it does", async () => {
+    await firewall.reconcile(desired);
+    const listings = vi.spyOn(firewall as NftFirewall, "readTable");
+    const withFour = { ...desired, ports: [port("vnet4", 4), ...desired.ports] };
+    await firewall.upsertPort(port("vnet4", 4));
+    // The table is the checked state plus vnet4, whatever order the ports are listed in.
+    expect((await firewall.reconcile(withFour)).changed).toBe(false);
+    await firewall.removePort("vnet1");
+    const withoutOne = { ...desired, ports: withFour.ports.filter((p) => p.device !== "vnet1") };
+    expect((await firewall.reconcile(withoutOne)).changed).toBe(false);
+    expect(listings).toHaveBeenCalledTimes(0);
+    // A state that differs from what the table holds is checked against the table.
+    expect((await firewall.reconcile(withFour)).addedPorts).toEqual(["vnet1"]);
+    expect(listings).toHaveBeenCalledTimes(1);
+    // That reconcile's own commit is trusted too.
+    expect((await firewall.reconcile(withFour)).changed).toBe(false);
+    expect(listings).toHaveBeenCalledTimes(1);
+    // Someone else's commit after ours: the next check lists, and repairs what they did.
+    await firewall.upsertPort({ ...port("vnet4", 4), ipv6: ["2001:db8:1:1::44"] } as GuestPort);
+    await ns.exec("nft", ["flush chain bridge v6agent port_vnet2"]);
+    const withNewFour = {
+      ...withFour,
+      ports: withFour.ports.map((p) => (p.device === "vnet4" ? ({ ...p, ipv6: ["2001:db8:1:1::44"] } as GuestPort) : p)),
+    };
+    expect((await firewall.reconcile(withNewFour)).updatedPorts).toEqual(["vnet2"]);
+    expect(listings).toHaveBeenCalledTimes(2);
+    expect((await firewall.reconcile(withNewFour)).changed).toBe(false);
+    expect(listings).toHaveBeenCalledTimes(2);
   });
 
   it("keeps a port's counts across a rule update, forgets them when the port goes, and drops stale ones", async () => {
