@@ -180,6 +180,9 @@ export class NftFirewall implements Firewall {
 
   async upsertPort(input: GuestPort): Promise<void> {
     const port = validatePort(input);
+    // The agent re-asserts a VM's ports on each of its hypervisor events: a port the verified
+    // table already holds, unchanged, costs a generation read instead of a commit.
+    if (await this.holds(port)) return;
     await this.carryVerified(
       () => this.apply(renderPortUpsert(port), "is the bridge managed yet (ensureBridge or reconcile)?"),
       (ports) => [...ports.filter((p) => p.device !== port.device), port],
@@ -320,6 +323,14 @@ export class NftFirewall implements Firewall {
   private async caps(): Promise<NftCapabilities> {
     this.capabilities ??= await probeNftCapabilities(this.netns);
     return this.capabilities;
+  }
+
+  /** Whether the table is verified, still at its generation, and holds exactly this port. */
+  private async holds(port: GuestPort): Promise<boolean> {
+    const verified = this.verified;
+    const held = verified?.state.ports.find((p) => p.device === port.device);
+    if (verified === undefined || held === undefined || JSON.stringify(held) !== JSON.stringify(port)) return false;
+    return (await rulesetGeneration(this.netns).catch(() => undefined)) === verified.generation;
   }
 
   /**
