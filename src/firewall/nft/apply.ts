@@ -41,11 +41,6 @@ export interface NftFirewallOptions {
 }
 
 /**
- * The nftables backend: every change is one nft transaction (run in-process by libnftables), so
- * a port is never seen unfiltered or half-filtered. Port changes touch only that port's
- * objects; only reconcile reads the whole table.
- */
-/**
  * Ports per nft transaction when many change at once (a new table at startup, a table flushed by
  * hand). libnftables holds a whole transaction's parse in memory, ~50 MB for 1,000 ports, all of
  * it inside the agent's RSS; batches keep that peak to a fifth. Each port's chain, map entry and
@@ -64,6 +59,11 @@ function batches<T>(items: readonly T[]): T[][] {
   return result;
 }
 
+/**
+ * The nftables backend: every port change is one nft transaction (run in-process by libnftables),
+ * so a port is never seen unfiltered or half-filtered. Port changes touch only that port's
+ * objects; only reconcile reads the whole table, and only when something else may have changed it.
+ */
 export class NftFirewall implements Firewall {
   readonly backend = "nft" as const;
   private readonly netns: string | undefined;
