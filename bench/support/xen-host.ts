@@ -133,6 +133,7 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
     logLevel: "warn",
   });
   const session = () => sim.db.all("session")[0]?.[0];
+  const newVm = (index: number) => sim.seed.vm({ nameLabel: `bench-${index}` });
   let agent: DaemonProcess | undefined;
 
   return {
@@ -162,9 +163,7 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
       const ensured = (await server.call(hostId, "network.ensure", { networkId, prefix: "2001:db8:be::/64" })) as { bridge: string };
       return ensured.bridge;
     },
-    newVm(index) {
-      return sim.seed.vm({ nameLabel: `bench-${index}` });
-    },
+    newVm,
     async startVm(vm) {
       await sim.simulator.call("VM.start", [session(), vm.ref, false, false]);
     },
@@ -201,7 +200,7 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
       let state = await store.load();
       const vms = Array.from({ length: count }, (_, offset) => {
         const index = first + offset;
-        const vm = sim.seed.vm({ nameLabel: `bench-${index}` });
+        const vm = newVm(index);
         sim.seed.vif({ vm: vm.ref, network, device: "0", mac: mac(index, 0) });
         state = withNic(state, vm.uuid, { networkId, mac: mac(index, 0), ipv6: [], ipv4: [] });
         return vm;

@@ -306,6 +306,17 @@ Napi::Promise Submit(Napi::Env env, Job* job) {
   return promise;
 }
 
+// The options object of a call: { netns?: string; json?: boolean; dryRun?: boolean }.
+Options ReadOptions(const Napi::Value& value) {
+  Options options;
+  if (!value.IsObject()) return options;
+  Napi::Object o = value.As<Napi::Object>();
+  if (o.Has("netns") && o.Get("netns").IsString()) options.netns = o.Get("netns").As<Napi::String>().Utf8Value();
+  if (o.Has("json")) options.json = o.Get("json").ToBoolean().Value();
+  if (o.Has("dryRun")) options.dryRun = o.Get("dryRun").ToBoolean().Value();
+  return options;
+}
+
 // run(script: string, options?: { netns?: string; json?: boolean; dryRun?: boolean }): Promise<{output, error}>
 Napi::Value Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -313,13 +324,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "run(script, options?): script must be a string").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Options options;
-  if (info.Length() > 1 && info[1].IsObject()) {
-    Napi::Object o = info[1].As<Napi::Object>();
-    if (o.Has("netns") && o.Get("netns").IsString()) options.netns = o.Get("netns").As<Napi::String>().Utf8Value();
-    if (o.Has("json")) options.json = o.Get("json").ToBoolean().Value();
-    if (o.Has("dryRun")) options.dryRun = o.Get("dryRun").ToBoolean().Value();
-  }
+  Options options = ReadOptions(info[1]);
   return Submit(env, new Job{Job::Kind::Script, info[0].As<Napi::String>().Utf8Value(), std::move(options), Outcome{}, -1,
                              Napi::Promise::Deferred::New(env), {}});
 }
@@ -327,11 +332,7 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
 // generation(options?: { netns?: string }): Promise<number>
 Napi::Value Generation(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Options options;
-  if (info.Length() > 0 && info[0].IsObject()) {
-    Napi::Object o = info[0].As<Napi::Object>();
-    if (o.Has("netns") && o.Get("netns").IsString()) options.netns = o.Get("netns").As<Napi::String>().Utf8Value();
-  }
+  Options options = ReadOptions(info[0]);
   return Submit(env, new Job{Job::Kind::Generation, "", std::move(options), Outcome{}, -1, Napi::Promise::Deferred::New(env), {}});
 }
 

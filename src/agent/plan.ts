@@ -1,5 +1,5 @@
 import { eui64LinkLocal, type InterfaceName, type Mac } from "../addressing/index.js";
-import type { FirewallState, GuestPort, ManagedBridge } from "../firewall/model.js";
+import { byDevice, type FirewallState, type GuestPort, type ManagedBridge } from "../firewall/model.js";
 import type { VmInfo } from "../hypervisor/hypervisor.js";
 import { type DesiredNetwork, type DesiredState, findNetwork, findNic } from "./desired-state.js";
 
@@ -57,9 +57,7 @@ export function planFirewall(
     if (ports.has(port.device)) continue;
     ports.set(port.device, guestPort(desired, port));
   }
-  // Code-point order: interface names are ASCII, and localeCompare would load ICU's collation
-  // data into the daemon (2.6 MB of RSS) to sort them.
-  return { bridges, ports: [...ports.values()].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0)) };
+  return { bridges, ports: [...ports.values()].sort(byDevice) };
 }
 
 /**

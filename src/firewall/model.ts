@@ -72,6 +72,14 @@ export interface ApplyResult {
   removedPorts: string[];
 }
 
+/**
+ * Orders ports by device name in code-point order: interface names are ASCII, and
+ * localeCompare would load ICU's collation data into the daemon (2.6 MB of RSS) to sort them.
+ */
+export function byDevice(a: { device: string }, b: { device: string }): number {
+  return a.device < b.device ? -1 : a.device > b.device ? 1 : 0;
+}
+
 export interface Firewall {
   readonly backend: FirewallBackendName;
   /**

@@ -1,7 +1,16 @@
 import { parseInterfaceName } from "../../addressing/index.js";
 import { V6Error } from "../../errors.js";
 import type { Logger } from "../../log.js";
-import type { ApplyResult, DropCounter, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../model.js";
+import {
+  type ApplyResult,
+  byDevice,
+  type DropCounter,
+  type Firewall,
+  type FirewallState,
+  type GuestPort,
+  type ManagedBridge,
+  type PortCounters,
+} from "../model.js";
 import { validateBridge, validatePort, validateState } from "../validate.js";
 import { isNotFound, NftError, nft, rulesetGeneration } from "./libnftables.js";
 import { type NftLiveTable, parseNftListing } from "./live.js";
@@ -50,7 +59,7 @@ export const PORTS_PER_TRANSACTION = 200;
 
 /** A desired state as a key that does not depend on the order its ports are listed in. */
 function stateKey(state: FirewallState): string {
-  return JSON.stringify({ ...state, ports: [...state.ports].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0)) });
+  return JSON.stringify({ ...state, ports: [...state.ports].sort(byDevice) });
 }
 
 function batches<T>(items: readonly T[]): T[][] {
@@ -100,11 +109,11 @@ export class NftFirewall implements Firewall {
         // No table: the structure with the first ports, then the other ports in batches. Until
         // its batch commits, a guest port is an unknown port of a managed bridge: dropped.
         const [first = [], ...rest] = batches(state.ports);
-        await this.commitAll([renderState({ ...state, ports: first }, caps), ...rest.map(renderPortsBlock)], generation, state);
+        await this.commitAll([renderState({ ...state, ports: first }, caps), ...rest.map(renderPortsBlock)], generation, state, desiredKey);
       } else {
         // A table of an older layout (counter maps) is replaced whole, in one transaction, so
         // no port that it protected ever loses its rules or its traffic.
-        await this.commitAll([[renderTableRemoval(), renderState(state, caps)].join("\n")], generation, state);
+        await this.commitAll([[renderTableRemoval(), renderState(state, caps)].join("\n")], generation, state, desiredKey);
       }
       result.changed = true;
       result.addedPorts = state.ports.map((p) => p.device);
@@ -170,6 +179,7 @@ export class NftFirewall implements Firewall {
       transactions.map((lines) => lines.join("\n")),
       generation,
       state,
+      desiredKey,
     );
     this.logger?.info(
       { added: result.addedPorts.length, updated: result.updatedPorts.length, removed: result.removedPorts.length },
@@ -335,13 +345,19 @@ export class NftFirewall implements Firewall {
 
   /**
    * Commits `transactions` in order. If the generation, read before the table was listed, moved
-   * by exactly their number, nobody else committed in between and the table now holds `state`.
+   * by exactly their number, nobody else committed in between and the table now holds `state`
+   * (whose `stateKey` is `key`).
    */
-  private async commitAll(transactions: readonly string[], generation: number | undefined, state: FirewallState): Promise<void> {
+  private async commitAll(
+    transactions: readonly string[],
+    generation: number | undefined,
+    state: FirewallState,
+    key: string,
+  ): Promise<void> {
     for (const script of transactions) await this.apply(script);
-    const now = generation === undefined ? undefined : await rulesetGeneration(this.netns).catch(() => undefined);
-    if (generation !== undefined && now === generation + transactions.length)
-      this.verified = { generation: now, state, key: stateKey(state) };
+    if (generation === undefined) return;
+    const now = await rulesetGeneration(this.netns).catch(() => undefined);
+    if (now === generation + transactions.length) this.verified = { generation: now, state, key };
   }
 
   /**
