@@ -130,10 +130,11 @@ export async function diagnoseWith(
  * `v6agent run`: converge the host before saying hello, then serve the management server's
  * commands, keep converging on hypervisor events and a slow timer, and report every VIF change.
  * SIGTERM finishes in-flight commands and exits; SIGHUP re-reads the config (log level now;
- * anything else is logged as needing a restart).
+ * anything else is logged as needing a restart). `loaded`: the configuration the caller already read
+ * from `configPath` (the CLI does, to exit with its own code when it is invalid).
  */
-export async function runDaemon(configPath: string): Promise<number> {
-  const config = await loadAgentConfig(configPath);
+export async function runDaemon(configPath: string, loaded?: AgentConfig): Promise<number> {
+  const config = loaded ?? (await loadAgentConfig(configPath));
   const logger = createLogger(config.logLevel);
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
