@@ -18,10 +18,10 @@ import {
   withoutNic,
 } from "./desired-state.js";
 import { failpoint } from "./failpoint.js";
-import { KeyedLock } from "./keyed-lock.js";
+import { KeyedLock } from "../keyed-lock.js";
 import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
-import { allVifReports, sameReport, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
+import { allVifReports, isReported, sameReport, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
 /** Persists the desired state (src/agent/state-store.ts in production). */
 export interface DesiredStateStore {
@@ -137,7 +137,7 @@ export class Agent {
       const list = this.observed.get(port.vmUuid) ?? [];
       list.push(port);
       this.observed.set(port.vmUuid, list);
-      this.portsByMac.set(port.mac, port);
+      if (isReported(port)) this.portsByMac.set(port.mac, port);
     }
     const plan = planFirewall(this.desired, this.allObserved(), [...this.pending.values()], this.guestPortPatterns);
     const result = await this.deps.firewall.reconcile(plan);
@@ -163,7 +163,12 @@ export class Agent {
     return { networks: this.desired.networks, vifs: allVifReports(this.desired, this.allObserved()) };
   }
 
-  async ensureNetwork(input: EnsureNetworkInput): Promise<{ networkId: string; bridge: string }> {
+  /** network.ensure, one at a time per network (and never during a full reconcile, which ensures them all). */
+  ensureNetwork(input: EnsureNetworkInput): Promise<{ networkId: string; bridge: string }> {
+    return this.vmLocks.run(`network:${input.networkId}`, () => this.ensureNetworkLocked(input));
+  }
+
+  private async ensureNetworkLocked(input: EnsureNetworkInput): Promise<{ networkId: string; bridge: string }> {
     const existing = findNetwork(this.desired, input.networkId);
     if (existing !== undefined && existing.network.cidr !== input.network.cidr && nicsOnNetwork(this.desired, input.networkId).length > 0) {
       throw new V6Error(
@@ -417,7 +422,7 @@ export class Agent {
       if (!keep.has(port.device) && !this.deviceOwnedElsewhere(port.device, uuid)) await this.deps.firewall.removePort(port.device);
     }
     for (const port of before) if (this.portsByMac.get(port.mac) === port) this.portsByMac.delete(port.mac);
-    for (const port of after) this.portsByMac.set(port.mac, port);
+    for (const port of after) if (isReported(port)) this.portsByMac.set(port.mac, port);
     if (after.length === 0) this.observed.delete(uuid);
     else this.observed.set(uuid, after);
     this.emitChangedReports(uuid);

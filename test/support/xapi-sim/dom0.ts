@@ -41,6 +41,12 @@ export interface NetnsDom0Options {
    * undefined to leave the peer down inside dom0 as `vg<domid>.<device>`.
    */
   guestNetns?: (vmUuid: string) => string | undefined;
+  /**
+   * VMs that play an HVM guest before its PV drivers load: dom0 also gets QEMU's emulated NIC
+   * `tap<domid>.<device>` on the bridge, and that is the port the guest's traffic uses (the
+   * `vif`'s peer stays down in dom0).
+   */
+  emulated?: (vmUuid: string) => boolean;
 }
 
 /**
@@ -52,22 +58,33 @@ export class NetnsDom0 implements Dom0Network {
   constructor(private readonly options: NetnsDom0Options) {}
 
   async vifPlugged(vif: Dom0Vif): Promise<void> {
-    const dom0 = this.options.dom0;
     await this.ensureBridge(vif.bridge);
     const guestNs = this.options.guestNetns?.(vif.vmUuid);
-    const peer = guestNs === undefined ? `vg${vif.domid}.${vif.device}` : `eth${vif.device}`;
-    const peerArgs = guestNs === undefined ? ["name", peer] : ["name", peer, "netns", guestNs];
-    await run("ip", ["link", "add", vif.ifname, "type", "veth", "peer", ...peerArgs], { netns: dom0 });
-    await run("ip", ["link", "set", vif.ifname, "address", "fe:ff:ff:ff:ff:ff", "mtu", String(vif.mtu)], { netns: dom0 });
-    await run("ip", ["link", "set", vif.ifname, "master", vif.bridge, "up"], { netns: dom0 });
-    const peerNs = guestNs ?? dom0;
-    await run("ip", ["link", "set", peer, "address", vif.mac, "mtu", String(vif.mtu)], { netns: peerNs });
-    if (guestNs !== undefined) await run("ip", ["link", "set", peer, "up"], { netns: peerNs });
+    if (this.options.emulated?.(vif.vmUuid) === true) {
+      await this.addPort(vif, vif.ifname, `vg${vif.domid}.${vif.device}`, undefined);
+      await this.addPort(vif, emulatedName(vif), guestNs === undefined ? `tg${vif.domid}.${vif.device}` : `eth${vif.device}`, guestNs);
+    } else {
+      await this.addPort(vif, vif.ifname, guestNs === undefined ? `vg${vif.domid}.${vif.device}` : `eth${vif.device}`, guestNs);
+    }
   }
 
   async vifUnplugged(vif: Dom0Vif): Promise<void> {
     // Deleting one end of a veth pair deletes the other, wherever it lives.
-    await run("ip", ["link", "del", vif.ifname], { netns: this.options.dom0, okExitCodes: [0, 1] });
+    for (const name of [vif.ifname, emulatedName(vif)]) {
+      await run("ip", ["link", "del", name], { netns: this.options.dom0, okExitCodes: [0, 1] });
+    }
+  }
+
+  /** A dom0 port `name` on the VIF's bridge, whose peer carries the guest's MAC (up only in a guest namespace). */
+  private async addPort(vif: Dom0Vif, name: string, peer: string, guestNs: string | undefined): Promise<void> {
+    const dom0 = this.options.dom0;
+    const peerArgs = guestNs === undefined ? ["name", peer] : ["name", peer, "netns", guestNs];
+    await run("ip", ["link", "add", name, "type", "veth", "peer", ...peerArgs], { netns: dom0 });
+    await run("ip", ["link", "set", name, "address", "fe:ff:ff:ff:ff:ff", "mtu", String(vif.mtu)], { netns: dom0 });
+    await run("ip", ["link", "set", name, "master", vif.bridge, "up"], { netns: dom0 });
+    const peerNs = guestNs ?? dom0;
+    await run("ip", ["link", "set", peer, "address", vif.mac, "mtu", String(vif.mtu)], { netns: peerNs });
+    if (guestNs !== undefined) await run("ip", ["link", "set", peer, "up"], { netns: peerNs });
   }
 
   /**
@@ -117,4 +134,9 @@ export class NetnsDom0 implements Dom0Network {
     await run("ip", ["link", "set", bridge, "up"], { netns: dom0 });
     return true;
   }
+}
+
+/** QEMU's emulated NIC next to a VIF in dom0. */
+function emulatedName(vif: Dom0Vif): string {
+  return `tap${vif.domid}.${vif.device}`;
 }

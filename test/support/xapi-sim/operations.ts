@@ -19,6 +19,7 @@ export class XapiOperations {
   constructor(
     private readonly db: Database,
     private readonly dom0Hook: () => Dom0Network | undefined,
+    private readonly vifAnswerDelayMs = 0,
   ) {}
 
   private get dom0(): Dom0Network | undefined {
@@ -168,6 +169,7 @@ export class XapiOperations {
     if (vif.currently_attached === true) throw new XapiFailure("DEVICE_ALREADY_ATTACHED", String(ref));
     await this.dom0?.vifPlugged(this.dom0Vif(String(ref)));
     this.db.update("VIF", String(ref), { currently_attached: true });
+    await this.answerDelay();
     return "";
   }
 
@@ -176,7 +178,12 @@ export class XapiOperations {
     if (vif.currently_attached !== true) throw new XapiFailure("DEVICE_ALREADY_DETACHED", String(ref));
     await this.dom0?.vifUnplugged(this.dom0Vif(String(ref)));
     this.db.update("VIF", String(ref), { currently_attached: false });
+    await this.answerDelay();
     return "";
+  }
+
+  private async answerDelay(): Promise<void> {
+    if (this.vifAnswerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.vifAnswerDelayMs));
   }
 
   async startVm(ref: unknown, hostParam?: unknown): Promise<string> {

@@ -26,6 +26,8 @@ export interface SeedPif {
 export interface SeedVm {
   nameLabel: string;
   uuid?: string;
+  /** Default `hvm` (dom0 then names an emulated twin `tap<domid>.<n>` for each VIF); `pvh` and `pv` have none. */
+  domainType?: "hvm" | "pvh" | "pv";
 }
 
 export interface SeedVif {
@@ -144,8 +146,8 @@ export class XapiSeed {
       actions_after_shutdown: "destroy",
       actions_after_reboot: "restart",
       actions_after_crash: "restart",
-      HVM_boot_policy: "BIOS order",
-      domain_type: "hvm",
+      HVM_boot_policy: (options.domainType ?? "hvm") === "hvm" ? "BIOS order" : "",
+      domain_type: options.domainType ?? "hvm",
     });
     if (options.uuid !== undefined) this.db.update("VM", ref, { uuid: options.uuid });
     return { ref, uuid: String(this.db.get("VM", ref).uuid) };

@@ -42,6 +42,8 @@ export interface XapiSimulatorOptions {
   seedHost?: boolean;
   dom0?: Dom0Network;
   asyncDelayMs?: number;
+  /** See `SimulatorOptions.vifAnswerDelayMs`. */
+  vifAnswerDelayMs?: number;
   /** Events `event.from` can replay (default 10,000); an older token gets EVENTS_LOST. */
   maxEvents?: number;
   /** Serve JSON-RPC at /jsonrpc (default true); false plays a host older than XenServer 7.3. */
@@ -75,7 +77,12 @@ export interface RunningXapiSimulator {
  */
 export async function startXapiSimulator(options: XapiSimulatorOptions = {}): Promise<RunningXapiSimulator> {
   const db = new Database({ maxEvents: options.maxEvents });
-  const simulator = new XapiSimulator(db, { users: options.users, dom0: options.dom0, asyncDelayMs: options.asyncDelayMs });
+  const simulator = new XapiSimulator(db, {
+    users: options.users,
+    dom0: options.dom0,
+    asyncDelayMs: options.asyncDelayMs,
+    vifAnswerDelayMs: options.vifAnswerDelayMs,
+  });
   const seed = new XapiSeed(db, simulator);
   seed.pool();
   let host: RunningXapiSimulator["host"];

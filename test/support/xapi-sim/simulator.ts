@@ -48,6 +48,12 @@ export interface SimulatorOptions {
   dom0?: Dom0Network;
   /** Milliseconds an `Async.*` task stays pending before it runs (default 20). */
   asyncDelayMs?: number;
+  /**
+   * Milliseconds `VIF.plug` and `VIF.unplug` wait after taking effect before they answer (a slow
+   * xenopsd). Default 0: the answer leaves the moment dom0's device is there, before `event.from`
+   * has told anyone.
+   */
+  vifAnswerDelayMs?: number;
 }
 
 /**
@@ -70,7 +76,7 @@ export class XapiSimulator {
     this.users = options.users ?? { root: "xenroot" };
     this.dom0 = options.dom0;
     this.asyncDelayMs = options.asyncDelayMs ?? 20;
-    this.operations = new XapiOperations(db, () => this.dom0);
+    this.operations = new XapiOperations(db, () => this.dom0, options.vifAnswerDelayMs ?? 0);
     this.registerGeneric();
     this.registerSpecific();
   }

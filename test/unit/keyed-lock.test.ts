@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KeyedLock } from "../../../src/agent/keyed-lock.js";
+import { KeyedLock } from "../../src/keyed-lock.js";
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
