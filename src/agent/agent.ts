@@ -3,6 +3,7 @@ import { V6Error } from "../errors.js";
 import type { ApplyResult, Firewall } from "../firewall/model.js";
 import type { Hypervisor, HypervisorEvent, VmInfo, VmSpec } from "../hypervisor/hypervisor.js";
 import { tapNameForMac } from "../hypervisor/kvm/tap-name.js";
+import { KeyedLock } from "../keyed-lock.js";
 import type { Logger } from "../log.js";
 import {
   type DesiredNetwork,
@@ -18,7 +19,6 @@ import {
   withoutNic,
 } from "./desired-state.js";
 import { failpoint } from "./failpoint.js";
-import { KeyedLock } from "../keyed-lock.js";
 import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
 import { allVifReports, isReported, sameReport, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
