@@ -133,7 +133,9 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
     logLevel: "warn",
   });
   const session = () => sim.db.all("session")[0]?.[0];
-  const newVm = (index: number) => sim.seed.vm({ nameLabel: `bench-${index}` });
+  // PVH guests: one dom0 port per VIF. An HVM guest would add its emulated twin tap<domid>.<n>,
+  // which gets the same rules: twice the ports for the same number of VIFs.
+  const newVm = (index: number) => sim.seed.vm({ nameLabel: `bench-${index}`, domainType: "pvh" });
   let agent: DaemonProcess | undefined;
 
   return {

@@ -36,6 +36,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
     vms = result.vms;
   }
   const observed = observedPorts(inputs.desired, vms);
+  const emulated = new Set<string>(observed.filter((port) => port.emulated === true).map((port) => port.device));
   const plan = planFirewall(inputs.desired, observed, [], inputs.guestPortPatterns);
   checks.push(...(await bridgeChecks(inputs.desired.networks, inputs.netns)));
   const devices: { device: string; role: DeviceRole }[] = [
@@ -43,7 +44,10 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       { device: network.bridge as string, role: "bridge" as const },
       ...network.trustedPorts.map((port) => ({ device: port as string, role: "uplink" as const })),
     ]),
-    ...plan.ports.map((port) => ({ device: port.device as string, role: "port" as const })),
+    ...plan.ports.map((port) => ({
+      device: port.device as string,
+      role: emulated.has(port.device) ? ("emulated port" as const) : ("port" as const),
+    })),
   ];
   checks.push(...(await sysctlChecks(devices, inputs.netns)));
   const live = await inputs.firewall.readLive();

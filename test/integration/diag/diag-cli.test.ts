@@ -148,8 +148,8 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         );
 
         const network = sim.host?.network as string;
-        const vmA = sim.seed.vm({ nameLabel: "guest-a" });
-        const vmB = sim.seed.vm({ nameLabel: "guest-b" });
+        const vmA = sim.seed.vm({ nameLabel: "guest-a", domainType: "pvh" });
+        const vmB = sim.seed.vm({ nameLabel: "guest-b", domainType: "pvh" });
         sim.seed.vif({ vm: vmA.ref, network, device: "0", mac: MAC_A });
         sim.seed.vif({ vm: vmB.ref, network, device: "0", mac: MAC_B });
         await converge(configPath, async (agent, hypervisor) => {

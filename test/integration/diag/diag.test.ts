@@ -27,6 +27,7 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       ["kernel.bridge", "ok"],
       ["kernel.nftables-bridge", "ok"],
       ["kernel.br_netfilter", "ok"],
+      ["kernel.rcu_expedited", "ok"],
     ]);
   });
 
@@ -83,6 +84,22 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
         host.name,
       );
       expect(after.map((c) => c.status)).toEqual(["warn", "ok", "warn"]);
+    });
+  });
+
+  it("fails a missing guest port, but not a missing emulated twin (an HVM guest's tap, gone once PV drivers load)", async () => {
+    await withNetns(["v6dg"], async (netns) => {
+      const checks = await sysctlChecks(
+        [
+          { device: "vif7.0", role: "port" },
+          { device: "tap7.0", role: "emulated port" },
+        ],
+        netns.name,
+      );
+      expect(checks.map((c) => [c.name, c.status, c.message])).toEqual([
+        ["sysctl.vif7.0", "fail", "port vif7.0 does not exist"],
+        ["sysctl.tap7.0", "ok", "emulated port tap7.0 is not present (QEMU's NIC goes once the guest's PV drivers load)"],
+      ]);
     });
   });
 
