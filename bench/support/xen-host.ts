@@ -16,13 +16,13 @@ import { join } from "node:path";
 import type { Mac } from "../../src/addressing/index.js";
 import { type DesiredState, parseDesiredState, SCHEMA_VERSION, withNic } from "../../src/agent/desired-state.js";
 import { StateStore } from "../../src/agent/state-store.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../src/log.js";
 import { ManagementServer } from "../../src/mgmt/index.js";
 import type { VifReport } from "../../src/protocol/index.js";
 import { type DaemonProcess, serviceEnvironment, startAgentDaemon, writeConfig } from "../../test/support/agent-daemon.js";
 import { uniqueSuffix } from "../../test/support/names.js";
 import { Netns } from "../../test/support/netns.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../test/support/xapi-sim/index.js";
 
 const CONCURRENCY = 8;
 

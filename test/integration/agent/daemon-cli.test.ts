@@ -4,11 +4,11 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { type DaemonProcess, startAgentDaemon, startCli, waitFor, writeConfig } from "../../support/agent-daemon.js";
 import { uniqueSuffix } from "../../support/names.js";
 import { Netns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 /**
  * The issue's acceptance for the daemon, with real processes: `v6agent run` with a broken config

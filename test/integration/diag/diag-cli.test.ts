@@ -11,10 +11,10 @@ import { buildAgentParts } from "../../../src/agent/daemon.js";
 import type { DiagReport } from "../../../src/diag/check.js";
 import { run } from "../../../src/exec.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../../src/log.js";
 import { type Netns, withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const CLI = new URL("../../../dist/src/cli.js", import.meta.url).pathname;
 const built = existsSync(CLI) ? undefined : "needs `npm run build` (dist/src/cli.js)";

@@ -13,10 +13,10 @@ import { toolChecks } from "../../../src/diag/tools.js";
 import { run } from "../../../src/exec.js";
 import { KvmHypervisor } from "../../../src/hypervisor/kvm/kvm-hypervisor.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
+import { startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
-import { startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "nft", "openssl", "ebtables"] });
 

@@ -8,11 +8,11 @@ import { createFirewall } from "../../../../src/firewall/index.js";
 import type { Firewall } from "../../../../src/firewall/model.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { prefixesOf } from "../../../../src/hypervisor/xenserver/shared-network.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../../../src/log.js";
 import { attackOn, sendAttack } from "../../../support/attacks.js";
 import { Netns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "ebtables", "ip6tables", "sysctl", "/usr/bin/python3"] });
 

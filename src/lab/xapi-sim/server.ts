@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../../../src/exec.js";
+import { run } from "../../exec.js";
 import { Database } from "./database.js";
 import type { Dom0Network } from "./dom0.js";
 import { XapiFailure } from "./failure.js";

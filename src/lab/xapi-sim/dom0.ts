@@ -1,4 +1,4 @@
-import { run } from "../../../src/exec.js";
+import { run } from "../../exec.js";
 
 /** What dom0 does when a VIF comes up: a backend device on the network's bridge. */
 export interface Dom0Vif {

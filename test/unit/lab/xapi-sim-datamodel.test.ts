@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Database } from "../../../support/xapi-sim/database.js";
-import { classSpec, DATAMODEL_PATH, dataModel, defaultValue, fieldSpec } from "../../../support/xapi-sim/datamodel.js";
-import { XapiSeed } from "../../../support/xapi-sim/seed.js";
-import { XapiSimulator } from "../../../support/xapi-sim/simulator.js";
+import { Database } from "../../../src/lab/xapi-sim/database.js";
+import { classSpec, DATAMODEL_PATH, dataModel, defaultValue, fieldSpec } from "../../../src/lab/xapi-sim/datamodel.js";
+import { XapiSeed } from "../../../src/lab/xapi-sim/seed.js";
+import { XapiSimulator } from "../../../src/lab/xapi-sim/simulator.js";
 
 /** The team's reference copy (design: `../shared/reference/xapi/`), when this checkout sits beside it. */
-const REFERENCE = new URL("../../../../../shared/reference/xapi/datamodel-subset.json", import.meta.url);
+const REFERENCE = new URL("../../../../shared/reference/xapi/datamodel-subset.json", import.meta.url);
 
 /** Messages XAPI generates for every class without listing them in the data model. */
 const IMPLICIT = new Set(["create", "destroy", "get_all", "get_all_records", "get_record", "get_by_uuid", "get_by_name_label"]);

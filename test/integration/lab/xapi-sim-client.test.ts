@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient, type Xapi, type XapiObject } from "xen-api";
-import { until } from "../../../support/wait.js";
-import { type RunningXapiSimulator, startXapiSimulator } from "../../../support/xapi-sim/index.js";
+import { type RunningXapiSimulator, startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
+import { until } from "../../support/wait.js";
 
 /**
  * The simulator against the real `xen-api` client (JSON-RPC transport): everything the client
