@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Mac } from "../../src/addressing/index.js";
 import { type DesiredState, parseDesiredState, SCHEMA_VERSION, withNic } from "../../src/agent/desired-state.js";
-import { StateStore } from "../../src/agent/state-store.js";
+import { StateStore } from "../../src/daemon/state-store.js";
 import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../src/log.js";
 import { ManagementServer } from "../../src/mgmt/index.js";

@@ -1,8 +1,16 @@
-import { type Ipv6Network, type Mac, parseAddressInNetwork, parseIpv4Address, type VlanId } from "../addressing/index.js";
+import {
+  type InterfaceName,
+  type Ipv6Network,
+  type Mac,
+  parseAddressInNetwork,
+  parseIpv4Address,
+  type VlanId,
+} from "../addressing/index.js";
 import { V6Error } from "../errors.js";
 import type { ApplyResult, Firewall } from "../firewall/model.js";
+import type { HypervisorBackend } from "../hypervisor/backend.js";
 import type { Hypervisor, HypervisorEvent, VmInfo, VmSpec } from "../hypervisor/hypervisor.js";
-import { tapNameForMac } from "../hypervisor/kvm/tap-name.js";
+import type { NetworkProvisioner, NetworkSpec } from "../hypervisor/network-provisioner.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { Logger } from "../log.js";
 import {
@@ -18,12 +26,10 @@ import {
   withoutNetwork,
   withoutNic,
 } from "./desired-state.js";
-import { failpoint } from "./failpoint.js";
-import type { NetworkProvisioner, NetworkSpec } from "./network-provisioner.js";
 import { guestPort, managedBridge, type ObservedPort, observedPorts, type PendingPort, planFirewall } from "./plan.js";
 import { allVifReports, isReported, sameReport, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
-/** Persists the desired state (src/agent/state-store.ts in production). */
+/** Persists the desired state (src/daemon/state-store.ts in production). */
 export interface DesiredStateStore {
   load(): Promise<DesiredState>;
   save(state: DesiredState): Promise<void>;
@@ -56,13 +62,15 @@ export interface DeployVmInput {
 }
 
 export interface AgentDependencies {
-  hypervisor: Hypervisor;
+  /** The hypervisor backend's bundle (`src/hypervisor/kvm/backend.ts`, `src/hypervisor/xenserver/backend.ts`). */
+  backend: HypervisorBackend;
   firewall: Firewall;
-  networks: NetworkProvisioner;
   store: DesiredStateStore;
   logger: Logger;
   /** Receives every VIF report the agent emits (the channel's `vif.report` in production). */
   report: (report: VifReport) => void;
+  /** Called at each named step of a command, so crash tests can kill the daemon there (`src/daemon/failpoint.ts`). */
+  failpoint?: (name: string) => void;
 }
 
 export interface ReconcileSummary {
@@ -93,21 +101,28 @@ export class Agent {
   private readonly log: Logger;
   private unsubscribe: (() => void) | undefined;
 
+  private readonly hypervisor: Hypervisor;
+  private readonly networks: NetworkProvisioner;
+  private readonly failpoint: (name: string) => void;
+
   constructor(private readonly deps: AgentDependencies) {
     this.log = deps.logger.child({ component: "agent" });
+    this.hypervisor = deps.backend.hypervisor;
+    this.networks = deps.backend.networks;
+    this.failpoint = deps.failpoint ?? (() => {});
   }
 
   /** Loads the desired state, connects the hypervisor and converges before anything else. */
   async start(): Promise<ReconcileSummary> {
     this.desired = await this.deps.store.load();
-    await this.deps.hypervisor.connect();
-    this.unsubscribe = this.deps.hypervisor.onEvent((event) => this.onHypervisorEvent(event));
+    await this.hypervisor.connect();
+    this.unsubscribe = this.hypervisor.onEvent((event) => this.onHypervisorEvent(event));
     return this.reconcile();
   }
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
-    await this.deps.hypervisor.close();
+    await this.hypervisor.close();
   }
 
   get state(): DesiredState {
@@ -126,9 +141,9 @@ export class Agent {
 
   private async reconcileAll(): Promise<ReconcileSummary> {
     for (const network of this.desired.networks) {
-      await this.deps.networks.ensure(networkSpec(network));
+      await this.networks.ensure(networkSpec(network));
     }
-    const vms = await this.deps.hypervisor.listVms();
+    const vms = await this.hypervisor.listVms();
     this.vmStates.clear();
     for (const vm of vms) this.vmStates.set(vm.uuid, vm.state);
     this.observed.clear();
@@ -180,7 +195,7 @@ export class Agent {
       );
     }
     const gateway = input.gateway === undefined ? undefined : parseAddressInNetwork(input.gateway, input.network, "params.gateway");
-    const provisioned = await this.deps.networks.ensure(networkSpec(input));
+    const provisioned = await this.networks.ensure(networkSpec(input));
     const network: DesiredNetwork = {
       networkId: input.networkId,
       network: input.network,
@@ -211,7 +226,7 @@ export class Agent {
     }
     await this.commit(withoutNetwork(this.desired, networkId));
     await this.deps.firewall.removeBridge(network.bridge);
-    await this.deps.networks.remove({ ...networkSpec(network), bridge: network.bridge });
+    await this.networks.remove({ ...networkSpec(network), bridge: network.bridge });
     this.log.info({ network: networkId, bridge: network.bridge }, "network removed");
     return true;
   }
@@ -229,23 +244,23 @@ export class Agent {
       const previous = this.desired;
       await this.commit(withNic(this.desired, vmUuid, nic));
       const alreadyAttached = vm.nics.some((candidate) => candidate.mac === nic.mac);
-      const device = this.deps.hypervisor.kind === "kvm" ? tapNameForMac(nic.mac) : undefined;
+      const device = this.deps.backend.deviceFor(nic.mac);
       try {
         if (device !== undefined) {
           const pendingPort: PendingPort = { vmUuid, mac: nic.mac, device, bridge: network.bridge };
           this.pending.set(device, pendingPort);
           await this.deps.firewall.upsertPort(guestPort(this.desired, pendingPort));
         }
-        failpoint("nic.plug:after-rules");
+        this.failpoint("nic.plug:after-rules");
         if (!alreadyAttached) {
-          await this.deps.hypervisor.attachNic(vmUuid, {
+          await this.hypervisor.attachNic(vmUuid, {
             bridge: network.bridge,
             mac: nic.mac,
             ...optional(nic, "model"),
             ...(device === undefined ? {} : { device }),
           });
         }
-        failpoint("nic.plug:after-attach");
+        this.failpoint("nic.plug:after-attach");
       } catch (error) {
         await this.commit(previous);
         throw error;
@@ -254,7 +269,7 @@ export class Agent {
       }
       await this.reconcileVmLocked(vmUuid);
       const report = this.currentReport(vmUuid, nic.mac);
-      failpoint("nic.plug:before-report");
+      this.failpoint("nic.plug:before-report");
       return report;
     });
   }
@@ -270,7 +285,7 @@ export class Agent {
       if (attached === undefined && owner === undefined) {
         throw new V6Error("not_found", `VM ${vmUuid} has no NIC with MAC ${mac}`, { field: "params.mac" });
       }
-      if (attached !== undefined) await this.deps.hypervisor.detachNic(vmUuid, mac);
+      if (attached !== undefined) await this.hypervisor.detachNic(vmUuid, mac);
       await this.commit(withoutNic(this.desired, mac));
       await this.reconcileVmLocked(vmUuid);
       return vifReport({ vmUuid, mac, state: "unplugged", ...(owner === undefined ? {} : { networkId: owner.nic.networkId }) });
@@ -294,7 +309,7 @@ export class Agent {
       const pendingPorts = nics.map((nic) => ({
         vmUuid: input.uuid,
         mac: nic.mac,
-        device: tapNameForMac(nic.mac),
+        device: this.deployDevice(nic.mac),
         bridge: (findNetwork(this.desired, nic.networkId) as DesiredNetwork).bridge,
       }));
       try {
@@ -302,7 +317,7 @@ export class Agent {
           this.pending.set(port.device, port);
           await this.deps.firewall.upsertPort(guestPort(this.desired, port));
         }
-        await this.deps.hypervisor.deployVm({
+        await this.hypervisor.deployVm({
           uuid: input.uuid,
           name: input.name,
           memoryMiB: input.memoryMiB,
@@ -330,14 +345,14 @@ export class Agent {
   async stopVm(uuid: string, force: boolean): Promise<{ uuid: string; state: VmInfo["state"] }> {
     return this.vmLocks.run(uuid, async () => {
       await this.requireVm(uuid, "params.uuid");
-      await this.deps.hypervisor.stopVm(uuid, { force });
+      await this.hypervisor.stopVm(uuid, { force });
       await this.reconcileVmLocked(uuid);
       return { uuid, state: this.vmStates.get(uuid) ?? "unknown" };
     });
   }
 
   listVms(): Promise<VmInfo[]> {
-    return this.deps.hypervisor.listVms();
+    return this.hypervisor.listVms();
   }
 
   /**
@@ -352,7 +367,7 @@ export class Agent {
       const wanted = vm.nics.map((nic, index) => this.desiredNic(nic, `params.vms[${vmIndex}].nics[${index}]`));
       let info: VmInfo | undefined;
       try {
-        info = await this.deps.hypervisor.getVm(vm.uuid);
+        info = await this.hypervisor.getVm(vm.uuid);
       } catch (error) {
         if (!(error instanceof V6Error && error.code === "not_found")) throw error;
       }
@@ -404,7 +419,7 @@ export class Agent {
   private async reconcileVmLocked(uuid: string): Promise<void> {
     let vm: VmInfo | undefined;
     try {
-      vm = await this.deps.hypervisor.getVm(uuid);
+      vm = await this.hypervisor.getVm(uuid);
     } catch (error) {
       if (!(error instanceof V6Error && error.code === "not_found")) throw error;
     }
@@ -431,7 +446,7 @@ export class Agent {
   /** The VM, or `not_found` naming the command's own field. */
   private async requireVm(uuid: string, field: string): Promise<VmInfo> {
     try {
-      return await this.deps.hypervisor.getVm(uuid);
+      return await this.hypervisor.getVm(uuid);
     } catch (error) {
       if (error instanceof V6Error && error.code === "not_found") throw new V6Error("not_found", error.message, { field, cause: error });
       throw error;
@@ -442,7 +457,7 @@ export class Agent {
   private async prepare(devices: readonly string[]): Promise<void> {
     if (devices.length === 0) return;
     try {
-      await this.deps.networks.preparePorts(devices);
+      await this.networks.preparePorts(devices);
     } catch (error) {
       // sysctl sets every key it can; one that vanished meanwhile makes it fail as a whole.
       this.log.warn({ ports: devices.length, err: error }, "could not disable host IPv6 on every guest port");
@@ -457,7 +472,14 @@ export class Agent {
   }
 
   private get guestPortPatterns(): readonly string[] {
-    return this.deps.networks.guestPortPatterns ?? [];
+    return this.deps.backend.guestPortPatterns;
+  }
+
+  /** vm.deploy names every NIC's device before the VM exists; only a backend that lets the agent name them can deploy. */
+  private deployDevice(mac: Mac): InterfaceName {
+    const device = this.deps.backend.deviceFor(mac);
+    if (device === undefined) throw new V6Error("not_implemented", "this hypervisor creates VMs itself; vm.deploy is not offered here");
+    return device;
   }
 
   private allObserved(): ObservedPort[] {

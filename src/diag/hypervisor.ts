@@ -1,4 +1,4 @@
-import type { HypervisorConfig } from "../agent/config.js";
+import type { HypervisorConfig } from "../daemon/config.js";
 import type { Hypervisor, VmInfo } from "../hypervisor/hypervisor.js";
 import { type CheckResult, fail, ok } from "./check.js";
 import { withTimeout } from "./timeout.js";

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Mac, parseIpv6Network } from "../../../src/addressing/index.js";
 import { Agent } from "../../../src/agent/agent.js";
-import { loadAgentConfig } from "../../../src/agent/config.js";
-import { buildAgentParts } from "../../../src/agent/daemon.js";
+import { loadAgentConfig } from "../../../src/daemon/config.js";
+import { buildAgentParts } from "../../../src/daemon/daemon.js";
 import type { DiagReport } from "../../../src/diag/check.js";
 import { run } from "../../../src/exec.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
@@ -55,7 +55,7 @@ async function converge(configPath: string, setup?: (agent: Agent, hypervisor: X
   const agent = new Agent({ ...parts, report: () => undefined });
   await agent.start();
   try {
-    await setup?.(agent, parts.hypervisor as XenServerHypervisor);
+    await setup?.(agent, parts.backend.hypervisor as XenServerHypervisor);
     await agent.reconcile();
   } finally {
     await agent.stop();

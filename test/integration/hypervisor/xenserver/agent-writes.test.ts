@@ -3,9 +3,9 @@ import { type Mac, parseIpv6Network, parseMac } from "../../../../src/addressing
 import { Agent } from "../../../../src/agent/agent.js";
 import { type DesiredState, emptyDesiredState } from "../../../../src/agent/desired-state.js";
 import type { VifReport } from "../../../../src/agent/vif-report.js";
-import { XapiNetworkProvisioner } from "../../../../src/agent/xenserver-networks.js";
 import { createFirewall } from "../../../../src/firewall/index.js";
 import type { Firewall } from "../../../../src/firewall/model.js";
+import { xenServerBackend } from "../../../../src/hypervisor/xenserver/backend.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { prefixesOf } from "../../../../src/hypervisor/xenserver/shared-network.js";
 import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../../src/lab/xapi-sim/index.js";
@@ -135,7 +135,6 @@ class XenHost {
     readonly reports: VifReport[],
     readonly dom0: Netns,
     readonly sim: RunningXapiSimulator,
-    readonly hypervisor: XenServerHypervisor,
     readonly firewall: Firewall,
     readonly agent: Agent,
     private readonly cloud: XenServerHypervisor,
@@ -159,16 +158,15 @@ class XenHost {
       });
       const logger = createLogger("silent");
       const auth = { user: "root", password: "xenroot" };
-      const hypervisor = new XenServerHypervisor({ url: sim.url, auth, logger });
+      const backend = xenServerBackend({ xapi: { url: sim.url, auth }, netns: dom0.name, logger });
       const cloud = new XenServerHypervisor({ url: sim.url, auth });
       await cloud.connect();
       const firewall = await createFirewall({ backend: "xtables", netns: dom0.name, logger });
       let saved: DesiredState = emptyDesiredState();
       const reports: VifReport[] = [];
       const agent = new Agent({
-        hypervisor,
+        backend,
         firewall,
-        networks: new XapiNetworkProvisioner(hypervisor, { netns: dom0.name, logger }),
         store: {
           load: async () => saved,
           save: async (state) => {
@@ -180,7 +178,7 @@ class XenHost {
       });
       await agent.start();
       await agent.ensureNetwork({ networkId: "net-a", network: prefix(1) });
-      return new XenHost(reports, dom0, sim, hypervisor, firewall, agent, cloud, emulatedVms, guestOf);
+      return new XenHost(reports, dom0, sim, firewall, agent, cloud, emulatedVms, guestOf);
     } catch (error) {
       await dom0.destroy();
       throw error;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
-import { StateStore } from "../../../src/agent/state-store.js";
+import { StateStore } from "../../../src/daemon/state-store.js";
 import { type CrashPayload, crashPayload, validateCrashPayload } from "../../support/fixtures/crash-payload.js";
 
 const loop = fileURLToPath(new URL("../../support/fixtures/state-save-loop.ts", import.meta.url));

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { StateStore } from "../../../src/agent/state-store.js";
+import { StateStore } from "../../../src/daemon/state-store.js";
 import { V6Error } from "../../../src/errors.js";
 
 interface Desired {

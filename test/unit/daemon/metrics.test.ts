@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { AgentMetrics } from "../../../src/agent/metrics.js";
+import { AgentMetrics } from "../../../src/daemon/metrics.js";
 
 const zero = { packets: 0, bytes: 0 };
 

@@ -2,20 +2,20 @@ import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { Agent } from "../agent/agent.js";
+import { type DesiredState, emptyDesiredState, parseDesiredState, SCHEMA_VERSION } from "../agent/desired-state.js";
+import { commandHandler } from "../agent/dispatch.js";
 import { AgentChannel } from "../channel/index.js";
 import type { DiagReport } from "../diag/check.js";
 import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
+import type { HypervisorBackend } from "../hypervisor/backend.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import { createLogger, type Logger } from "../log.js";
 import { VERSION } from "../version.js";
-import { Agent } from "./agent.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
-import { type DesiredState, emptyDesiredState, parseDesiredState, SCHEMA_VERSION } from "./desired-state.js";
-import { commandHandler } from "./dispatch.js";
-import { HostBridgeProvisioner } from "./kvm-networks.js";
+import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
-import type { NetworkProvisioner } from "./network-provisioner.js";
 import { StateStore } from "./state-store.js";
 
 /**
@@ -34,50 +34,20 @@ const STOP_GRACE_MS = 20_000;
 export interface AgentParts {
   config: AgentConfig;
   logger: Logger;
-  hypervisor: Hypervisor;
+  backend: HypervisorBackend;
   firewall: Firewall;
-  networks: NetworkProvisioner;
   store: StateStore<DesiredState>;
 }
 
-/** Builds the hypervisor, firewall, network provisioner and state store the config names. */
+/** Builds the hypervisor backend, firewall and state store the config names. */
 export async function buildAgentParts(config: AgentConfig, logger: Logger): Promise<AgentParts> {
-  const netnsOption = config.netns === undefined ? {} : { netns: config.netns };
   const firewall = await createFirewall({
     backend: config.firewall.backend,
-    ...netnsOption,
+    netns: config.netns,
     // In dom0, batches hold the lock xenopsd's setup-vif-rules holds while it rewrites FORWARD.
     ...(config.hypervisor.kind === "xenserver" ? { lockFile: XAPI_EBTABLES_LOCK } : {}),
     logger,
   });
-  let hypervisor: Hypervisor;
-  let networks: NetworkProvisioner;
-  // Only the configured backend is loaded: each costs 15–30 MB of RSS (libvirt addon, xen-api).
-  if (config.hypervisor.kind === "kvm") {
-    const { KvmHypervisor } = await import("../hypervisor/kvm/kvm-hypervisor.js");
-    hypervisor = new KvmHypervisor({ uri: config.hypervisor.uri, domainType: config.hypervisor.domainType, logger });
-    networks = new HostBridgeProvisioner({
-      ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
-      ...(config.network.mtu === undefined ? {} : { mtu: config.network.mtu }),
-      ...netnsOption,
-    });
-  } else {
-    const xapi = config.hypervisor.xapi;
-    const { XenServerHypervisor } = await import("../hypervisor/xenserver/index.js");
-    const { XapiNetworkProvisioner } = await import("./xenserver-networks.js");
-    const xen = new XenServerHypervisor({
-      url: xapi.url,
-      auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
-      allowSelfSigned: xapi.allowSelfSigned,
-      logger,
-    });
-    hypervisor = xen;
-    networks = new XapiNetworkProvisioner(xen, {
-      ...(config.network.uplink === undefined ? {} : { uplink: config.network.uplink }),
-      ...netnsOption,
-      logger,
-    });
-  }
   const store = new StateStore<DesiredState>({
     path: join(config.stateDir, "desired-state.json"),
     version: SCHEMA_VERSION,
@@ -85,7 +55,35 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
     empty: emptyDesiredState,
     logger: logger.child({ component: "state" }),
   });
-  return { config, logger, hypervisor, firewall, networks, store };
+  return { config, logger, backend: await loadBackend(config, logger), firewall, store };
+}
+
+/** Only the configured backend is loaded: each costs 15–30 MB of RSS (libvirt addon, xen-api). */
+async function loadBackend(config: AgentConfig, logger: Logger): Promise<HypervisorBackend> {
+  const hypervisor = config.hypervisor;
+  if (hypervisor.kind === "kvm") {
+    const { kvmBackend } = await import("../hypervisor/kvm/backend.js");
+    return kvmBackend({
+      uri: hypervisor.uri,
+      domainType: hypervisor.domainType,
+      uplink: config.network.uplink,
+      mtu: config.network.mtu,
+      netns: config.netns,
+      logger,
+    });
+  }
+  const { xenServerBackend } = await import("../hypervisor/xenserver/backend.js");
+  const xapi = hypervisor.xapi;
+  return xenServerBackend({
+    xapi: {
+      url: xapi.url,
+      auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
+      allowSelfSigned: xapi.allowSelfSigned,
+    },
+    uplink: config.network.uplink,
+    netns: config.netns,
+    logger,
+  });
 }
 
 /**
@@ -94,7 +92,7 @@ export async function buildAgentParts(config: AgentConfig, logger: Logger): Prom
  * `connect: true` (the check then logs in, or reports why it cannot).
  */
 export async function diagnoseWith(
-  parts: Pick<AgentParts, "config" | "firewall" | "networks">,
+  parts: Pick<AgentParts, "config" | "firewall" | "backend">,
   desired: () => DesiredState,
   hypervisor?: { backend: Hypervisor; connect: boolean },
 ): Promise<DiagReport> {
@@ -120,7 +118,7 @@ export async function diagnoseWith(
         desired: desired(),
         firewall: parts.firewall,
         ...netnsOption,
-        ...(parts.networks.guestPortPatterns === undefined ? {} : { guestPortPatterns: parts.networks.guestPortPatterns }),
+        guestPortPatterns: parts.backend.guestPortPatterns,
         ...(hypervisor === undefined ? {} : { hypervisor: hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect) }),
       }),
   });
@@ -140,9 +138,9 @@ export async function runDaemon(configPath: string): Promise<number> {
   const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
   const agent = new Agent({
-    hypervisor: parts.hypervisor,
+    backend: parts.backend,
     firewall: parts.firewall,
-    networks: parts.networks,
+    failpoint,
     store: parts.store,
     logger,
     report: (report) => {
@@ -156,8 +154,10 @@ export async function runDaemon(configPath: string): Promise<number> {
 
   const management = config.management;
   const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
-  const handler = commandHandler(agent, () => diagnoseWith(parts, () => agent.state, { backend: parts.hypervisor, connect: false }));
-  const facts = await parts.hypervisor.facts();
+  const handler = commandHandler(agent, () =>
+    diagnoseWith(parts, () => agent.state, { backend: parts.backend.hypervisor, connect: false }),
+  );
+  const facts = await parts.backend.hypervisor.facts();
   channel = new AgentChannel({
     servers: management.servers,
     ...(management.caFile === undefined
@@ -180,9 +180,9 @@ export async function runDaemon(configPath: string): Promise<number> {
       return {
         hostId: config.hostId,
         hostname: hostname(),
-        hypervisor: parts.hypervisor.kind,
+        hypervisor: parts.backend.hypervisor.kind,
         versions: { agent: VERSION, hypervisor: facts.hypervisorVersion, library: facts.libraryVersion, firewall: parts.firewall.backend },
-        capabilities: ["network.ensure", "nic.plug", "vm.deploy", "state.sync", "host.diagnose", `firewall:${parts.firewall.backend}`],
+        capabilities: [...parts.backend.capabilities, `firewall:${parts.firewall.backend}`],
         inventory: {
           networks: inventory.networks.map((network) => ({
             networkId: network.networkId,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { configReferenceMarkdown, loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/agent/config.js";
+import { configReferenceMarkdown, loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/daemon/config.js";
 import { InvalidArgumentError } from "../../../src/errors.js";
 
 const environment = { machineId: "0123456789abcdef0123456789abcdef", hostname: "kvm-host-7" };

@@ -1,8 +1,8 @@
-import { type InterfaceName, parseInterfaceName } from "../addressing/index.js";
-import { disableHostIpv6 } from "../hostnet/index.js";
-import type { XenServerHypervisor } from "../hypervisor/xenserver/index.js";
-import type { Logger } from "../log.js";
-import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "./network-provisioner.js";
+import { type InterfaceName, parseInterfaceName } from "../../addressing/index.js";
+import { disableHostIpv6 } from "../../hostnet/index.js";
+import type { Logger } from "../../log.js";
+import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "../network-provisioner.js";
+import type { XenServerHypervisor } from "./xenserver-hypervisor.js";
 
 /**
  * XenServer hosts carry shared networks as XAPI networks (a VLAN on the uplink PIF for tagged
@@ -13,9 +13,6 @@ import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "./netw
  * only this host's firewall state for the bridge goes.
  */
 export class XapiNetworkProvisioner implements NetworkProvisioner {
-  /** xenopsd names and plugs guest ports itself (`vif<domid>.<n>`, `tap<domid>.<n>`): fail closed on them. */
-  readonly guestPortPatterns = ["vif*", "tap*"] as const;
-
   constructor(
     private readonly hypervisor: XenServerHypervisor,
     private readonly options: { uplink?: InterfaceName; netns?: string; logger?: Logger },

@@ -1,7 +1,6 @@
-import type { InterfaceName } from "../addressing/index.js";
-import { bridgeNameFor, disableHostIpv6, ensureBridge, removeBridge } from "../hostnet/index.js";
-import { TAP_NAME_PATTERN } from "../hypervisor/kvm/tap-name.js";
-import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "./network-provisioner.js";
+import type { InterfaceName } from "../../addressing/index.js";
+import { bridgeNameFor, disableHostIpv6, ensureBridge, removeBridge } from "../../hostnet/index.js";
+import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "../network-provisioner.js";
 
 /**
  * KVM hosts carry shared networks on Linux bridges (src/hostnet/): untagged networks bridge the
@@ -9,9 +8,6 @@ import type { NetworkProvisioner, NetworkSpec, ProvisionedNetwork } from "./netw
  * traffic enters, so it is the bridge's only trusted port.
  */
 export class HostBridgeProvisioner implements NetworkProvisioner {
-  /** Only the agent's own tap names: a libvirt `vnet*` pattern would also catch guests on bridges we do not manage. */
-  readonly guestPortPatterns = [TAP_NAME_PATTERN] as const;
-
   constructor(private readonly options: { uplink?: InterfaceName; mtu?: number; netns?: string }) {}
 
   async ensure(spec: NetworkSpec): Promise<ProvisionedNetwork> {

@@ -20,12 +20,6 @@ export interface ProvisionedNetwork {
  * KVM (`src/hostnet/`), XAPI networks and VLANs on XenServer. Idempotent.
  */
 export interface NetworkProvisioner {
-  /**
-   * Device-name patterns of guest ports on this host's bridges (`vif*`, `tap*` in dom0), for a
-   * hypervisor that names ports itself: the agent cannot install a port's rules before the port
-   * exists, so its bridges drop every matching port that has no rules yet (fail closed).
-   */
-  readonly guestPortPatterns?: readonly string[];
   ensure(spec: NetworkSpec): Promise<ProvisionedNetwork>;
   /** Removes the network's bridge; called only when no desired NIC remains on it. */
   remove(spec: NetworkSpec & { bridge: InterfaceName }): Promise<void>;
