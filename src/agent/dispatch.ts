@@ -2,7 +2,8 @@ import { parseIpv6Network, parseMac, parseMtu, parseNicModel, parseUuid, parseVl
 import type { CommandHandler } from "../channel/index.js";
 import type { DiagReport } from "../diag/check.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
-import type { Agent, EnsureNetworkInput, NicInput, ReconcileSummary } from "./agent.js";
+import type { Agent, ReconcileSummary } from "./agent.js";
+import type { EnsureNetworkInput, NicInput } from "./inputs.js";
 
 /**
  * Maps each protocol method to the agent core. The channel has already validated the params
