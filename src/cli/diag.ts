@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../daemon/config.js";
-import { type AgentParts, buildAgentParts, diagnoseWith } from "../daemon/daemon.js";
+import { diagnoseWith } from "../daemon/diagnose.js";
+import { type AgentParts, buildAgentParts } from "../daemon/parts.js";
 import { exitCodeFor } from "../diag/check.js";
 import { diagnose, formatDiagReport } from "../diag/diagnose.js";
 import { createLogger } from "../log.js";

@@ -3,20 +3,15 @@ import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent/agent.js";
-import { type DesiredState, emptyDesiredState, parseDesiredState, SCHEMA_VERSION } from "../agent/desired-state.js";
 import { commandHandler } from "../agent/dispatch.js";
 import { AgentChannel } from "../channel/index.js";
-import type { DiagReport } from "../diag/check.js";
-import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
-import type { Firewall } from "../firewall/model.js";
-import type { HypervisorBackend } from "../hypervisor/backend.js";
-import type { Hypervisor } from "../hypervisor/hypervisor.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
+import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
-import { StateStore } from "./state-store.js";
+import { buildAgentParts } from "./parts.js";
 
 /**
  * After an orderly stop the process must end even if a library still holds a handle (seen: the
@@ -30,99 +25,6 @@ function exitSoon(code: number): void {
 
 /** How long SIGTERM waits for in-flight commands before aborting them. */
 const STOP_GRACE_MS = 20_000;
-
-export interface AgentParts {
-  config: AgentConfig;
-  logger: Logger;
-  backend: HypervisorBackend;
-  firewall: Firewall;
-  store: StateStore<DesiredState>;
-}
-
-/** Builds the hypervisor backend, firewall and state store the config names. */
-export async function buildAgentParts(config: AgentConfig, logger: Logger): Promise<AgentParts> {
-  const firewall = await createFirewall({
-    backend: config.firewall.backend,
-    netns: config.netns,
-    // In dom0, batches hold the lock xenopsd's setup-vif-rules holds while it rewrites FORWARD.
-    ...(config.hypervisor.kind === "xenserver" ? { lockFile: XAPI_EBTABLES_LOCK } : {}),
-    logger,
-  });
-  const store = new StateStore<DesiredState>({
-    path: join(config.stateDir, "desired-state.json"),
-    version: SCHEMA_VERSION,
-    validate: parseDesiredState,
-    empty: emptyDesiredState,
-    logger: logger.child({ component: "state" }),
-  });
-  return { config, logger, backend: await loadBackend(config, logger), firewall, store };
-}
-
-/** Only the configured backend is loaded: each costs 15–30 MB of RSS (libvirt addon, xen-api). */
-async function loadBackend(config: AgentConfig, logger: Logger): Promise<HypervisorBackend> {
-  const hypervisor = config.hypervisor;
-  if (hypervisor.kind === "kvm") {
-    const { kvmBackend } = await import("../hypervisor/kvm/backend.js");
-    return kvmBackend({
-      uri: hypervisor.uri,
-      domainType: hypervisor.domainType,
-      uplink: config.network.uplink,
-      mtu: config.network.mtu,
-      netns: config.netns,
-      logger,
-    });
-  }
-  const { xenServerBackend } = await import("../hypervisor/xenserver/backend.js");
-  const xapi = hypervisor.xapi;
-  return xenServerBackend({
-    xapi: {
-      url: xapi.url,
-      auth: { user: xapi.username, password: readFileSync(xapi.passwordFile, "utf8").trim() },
-      allowSelfSigned: xapi.allowSelfSigned,
-    },
-    uplink: config.network.uplink,
-    netns: config.netns,
-    logger,
-  });
-}
-
-/**
- * `host.diagnose` and `v6agent diag`: host checks plus desired-versus-live for this agent. The
- * daemon passes its connected hypervisor; `v6agent diag` passes an unconnected one with
- * `connect: true` (the check then logs in, or reports why it cannot).
- */
-export async function diagnoseWith(
-  parts: Pick<AgentParts, "config" | "firewall" | "backend">,
-  desired: () => DesiredState,
-  hypervisor?: { backend: Hypervisor; connect: boolean },
-): Promise<DiagReport> {
-  // Loaded on the first host.diagnose: the daemon otherwise never needs the checks in memory.
-  const [{ agentChecks }, { diagnose }, { hypervisorProbe }] = await Promise.all([
-    import("../diag/agent-checks.js"),
-    import("../diag/diagnose.js"),
-    import("../diag/hypervisor.js"),
-  ]);
-  const config = parts.config;
-  const netnsOption = config.netns === undefined ? {} : { netns: config.netns };
-  return diagnose({
-    backend: parts.firewall.backend,
-    ...netnsOption,
-    management: config.management.servers.map((url) => ({
-      url,
-      ...(config.management.caFile === undefined ? {} : { caFile: config.management.caFile }),
-      ...(config.management.certFile === undefined ? {} : { certFile: config.management.certFile }),
-      ...(config.management.keyFile === undefined ? {} : { keyFile: config.management.keyFile }),
-    })),
-    agentChecks: () =>
-      agentChecks({
-        desired: desired(),
-        firewall: parts.firewall,
-        ...netnsOption,
-        guestPortPatterns: parts.backend.guestPortPatterns,
-        ...(hypervisor === undefined ? {} : { hypervisor: hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect) }),
-      }),
-  });
-}
 
 /**
  * `v6agent run`: converge the host before saying hello, then serve the management server's

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { type Mac, parseIpv6Network } from "../../../src/addressing/index.js";
 import { Agent } from "../../../src/agent/agent.js";
 import { loadAgentConfig } from "../../../src/daemon/config.js";
-import { buildAgentParts } from "../../../src/daemon/daemon.js";
+import { buildAgentParts } from "../../../src/daemon/parts.js";
 import type { DiagReport } from "../../../src/diag/check.js";
 import { run } from "../../../src/exec.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";

@@ -2,10 +2,10 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseIpv6Network } from "../../../src/addressing/index.js";
-import type { DesiredNetwork } from "../../../src/agent/desired-state.js";
+import { hypervisorProbe } from "../../../src/daemon/diagnose.js";
 import { bridgeChecks } from "../../../src/diag/bridges.js";
-import { hypervisorCheck, hypervisorProbe } from "../../../src/diag/hypervisor.js";
+import type { DiagNetwork } from "../../../src/diag/check.js";
+import { hypervisorCheck } from "../../../src/diag/hypervisor.js";
 import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
 import { sysctlChecks } from "../../../src/diag/sysctl.js";
@@ -118,14 +118,13 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       // A tagged network's uplink that is not a VLAN device (this kernel has no 802.1Q anyway).
       await host.exec("ip", ["link", "set", "up0.100", "master", "brvlan", "up"]);
       for (const bridge of ["brok", "brloose", "brvlan"]) await host.exec("ip", ["link", "set", bridge, "up"]);
-      const network = (bridge: string, trusted: string[], vlan?: number) =>
-        ({
-          networkId: `net-${bridge}`,
-          network: parseIpv6Network("2001:db8:b::/64", "prefix"),
-          bridge,
-          trustedPorts: trusted,
-          ...(vlan === undefined ? {} : { vlan }),
-        }) as DesiredNetwork;
+      const network = (bridge: string, trusted: string[], vlan?: number): DiagNetwork => ({
+        networkId: `net-${bridge}`,
+        prefix: "2001:db8:b::/64",
+        bridge,
+        trustedPorts: trusted,
+        vlan,
+      });
       const networks = [
         network("brok", ["upok"]),
         network("brdown", []),
