@@ -115,10 +115,8 @@ export class Agent {
     for (const vm of vms) this.vmStates.set(vm.uuid, vm.state);
     const { plan, result } = await this.ports.convergeAll(this.desired, vms);
     const reports = this.emitChangedReports();
-    this.log.info(
-      { vms: vms.length, ports: plan.ports.length, changed: result.changed, added: result.addedPorts, removed: result.removedPorts },
-      "host reconciled",
-    );
+    const { changed, addedPorts: added, removedPorts: removed } = result;
+    this.log.info({ vms: vms.length, ports: plan.ports.length, changed, added, removed }, "host reconciled");
     return { firewall: result, vms: vms.length, protectedPorts: plan.ports.length, reports };
   }
 
@@ -219,6 +217,7 @@ export class Agent {
         this.failpoint("nic.plug:after-attach");
       } catch (error) {
         await this.commit(previous);
+        if (device !== undefined) await this.ports.abandonPending(device);
         throw error;
       } finally {
         if (device !== undefined) this.ports.removePending(device);
@@ -287,6 +286,7 @@ export class Agent {
         });
       } catch (error) {
         await this.commit(previous);
+        for (const port of pendingPorts) await this.ports.abandonPending(port.device);
         throw error;
       } finally {
         for (const port of pendingPorts) this.ports.removePending(port.device);

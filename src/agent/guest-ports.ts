@@ -57,6 +57,19 @@ export class GuestPorts {
     await this.firewall.upsertPort(guestPort(desired, port));
   }
 
+  /**
+   * A pending port whose NIC or VM could not be created: its rules go again, unless the
+   * hypervisor shows that device after all. Best effort: the original failure is what the caller
+   * reports, and a device without rules is dropped by its bridge's guest-port pattern anyway.
+   */
+  async abandonPending(device: InterfaceName): Promise<void> {
+    this.pendingByDevice.delete(device);
+    if (this.observed().some((port) => port.device === device)) return;
+    await this.firewall
+      .removePort(device)
+      .catch((error: unknown) => this.log.warn({ device, err: error }, "could not remove the rules of a port that was never made"));
+  }
+
   managedBridge(network: DesiredNetwork): ManagedBridge {
     return managedBridge(network, this.patterns);
   }
