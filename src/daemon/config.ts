@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
 import { parseDocument } from "yaml";
 import { type InterfaceName, parseInterfaceName } from "../addressing/index.js";
+import { isLoopbackHost } from "../channel/connection-options.js";
 import { InvalidArgumentError } from "../errors.js";
 
 /**
@@ -329,10 +330,6 @@ function serverUrl(input: unknown, field: string, insecure: boolean): string {
     );
   }
   return url.href;
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function hypervisor(input: unknown): HypervisorConfig {

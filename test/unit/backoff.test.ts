@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay } from "../../../src/channel/index.js";
+import { backoffDelay } from "../../src/channel/index.js";
 
 describe("backoffDelay", () => {
   const options = { initialMs: 100, maxMs: 1000, factor: 2 };
