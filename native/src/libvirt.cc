@@ -341,7 +341,7 @@ class DefineWorker : public Worker {
   DomainSummary summary_;
 };
 
-enum class DomainOp { Info, Xml, Create, Destroy, Shutdown, Undefine, Attach, Detach, Update };
+enum class DomainOp { Info, Xml, Create, Destroy, Shutdown, Undefine, Attach, Detach };
 
 class DomainWorker : public Worker {
  public:
@@ -384,9 +384,6 @@ class DomainWorker : public Worker {
         break;
       case DomainOp::Detach:
         rc = virDomainDetachDeviceFlags(dom, xml_.c_str(), flags_);
-        break;
-      case DomainOp::Update:
-        rc = virDomainUpdateDeviceFlags(dom, xml_.c_str(), flags_);
         break;
     }
     bool ok = rc >= 0;
@@ -467,7 +464,6 @@ class Connection : public Napi::ObjectWrap<Connection> {
                            InstanceMethod<&Connection::UndefineDomain>("undefineDomain"),
                            InstanceMethod<&Connection::AttachDevice>("attachDevice"),
                            InstanceMethod<&Connection::DetachDevice>("detachDevice"),
-                           InstanceMethod<&Connection::UpdateDevice>("updateDevice"),
                        });
   }
 
@@ -590,7 +586,6 @@ class Connection : public Napi::ObjectWrap<Connection> {
   Napi::Value UndefineDomain(const Napi::CallbackInfo& info) { return DomainCall(info, DomainOp::Undefine, false, true); }
   Napi::Value AttachDevice(const Napi::CallbackInfo& info) { return DomainCall(info, DomainOp::Attach, true, true); }
   Napi::Value DetachDevice(const Napi::CallbackInfo& info) { return DomainCall(info, DomainOp::Detach, true, true); }
-  Napi::Value UpdateDevice(const Napi::CallbackInfo& info) { return DomainCall(info, DomainOp::Update, true, true); }
 };
 
 Napi::FunctionReference* Connection::constructor = nullptr;
