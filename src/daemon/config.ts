@@ -6,12 +6,14 @@ import { parseDocument } from "yaml";
 import { type InterfaceName, parseInterfaceName } from "../addressing/index.js";
 import { isLoopbackHost } from "../channel/connection-options.js";
 import { InvalidArgumentError } from "../errors.js";
+import { CONFIG_DEFAULTS } from "./config-defaults.js";
 
 /**
  * The daemon's configuration (`/etc/v6agent/config.yaml`), parsed and validated once at start
  * (and on SIGHUP). Every field is checked with an error naming its path (`management.servers[1]`),
  * unknown keys are refused so a typo never silently falls back to a default, and every default is
- * listed in CONFIG_REFERENCE, from which docs/operators.md's table is generated.
+ * defined once in CONFIG_DEFAULTS (config-defaults.ts) and listed in CONFIG_REFERENCE
+ * (config-reference.ts), from which docs/operators.md's table is generated.
  */
 export interface AgentConfig {
   hostId: string;
@@ -53,122 +55,6 @@ export interface ListenAddress {
 
 export const DEFAULT_CONFIG_PATH = "/etc/v6agent/config.yaml";
 
-export interface ConfigReferenceRow {
-  field: string;
-  type: string;
-  default: string;
-  description: string;
-}
-
-/** Every field, its type and default: the source of the operator documentation's table. */
-export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
-  {
-    field: "hostId",
-    type: "string (1–128 of `A-Za-z0-9_.:-`)",
-    default: "/etc/machine-id, else the hostname",
-    description: "This host's identity towards the management server.",
-  },
-  {
-    field: "management.servers",
-    type: "list of `wss://` / `ws://` URLs",
-    default: "required",
-    description: "Management servers, tried in order with backoff.",
-  },
-  {
-    field: "management.caFile",
-    type: "absolute path",
-    default: "system CAs",
-    description: "CA bundle the server's certificate must chain to (pinning).",
-  },
-  {
-    field: "management.certFile",
-    type: "absolute path",
-    default: "none",
-    description: "Client certificate for mutual TLS (with `keyFile`).",
-  },
-  { field: "management.keyFile", type: "absolute path", default: "none", description: "Private key of `certFile`." },
-  {
-    field: "management.tokenFile",
-    type: "absolute path",
-    default: "none",
-    description: "File holding the bearer token (preferred over `token`).",
-  },
-  {
-    field: "management.token",
-    type: "string",
-    default: "none",
-    description: "Inline bearer token; use `tokenFile` to keep it out of the config.",
-  },
-  { field: "management.insecure", type: "boolean", default: "false", description: "Allow `ws://` to a non-loopback server (plain text)." },
-  {
-    field: "management.heartbeatSeconds",
-    type: "integer 1–3600",
-    default: "15",
-    description: "Longest interval between heartbeats; the server's hello answer may ask for a shorter one.",
-  },
-  {
-    field: "management.timeoutSeconds",
-    type: "integer 2–86400, > heartbeatSeconds",
-    default: "45",
-    description: "No answer for this long: the connection is dead, reconnect.",
-  },
-  { field: "hypervisor.kind", type: "`kvm` | `xenserver`", default: "kvm", description: "Which hypervisor backend runs on this host." },
-  { field: "hypervisor.uri", type: "libvirt URI", default: "qemu:///system", description: "libvirt connection (kvm only)." },
-  {
-    field: "hypervisor.domainType",
-    type: "`kvm` | `qemu`",
-    default: "kvm",
-    description: "libvirt domain type of deployed VMs; `qemu` is software emulation for hosts without /dev/kvm (labs, CI).",
-  },
-  {
-    field: "hypervisor.xapi.url",
-    type: "`https://` or `http://` URL",
-    default: "required for xenserver",
-    description: "XAPI endpoint (xenserver only).",
-  },
-  { field: "hypervisor.xapi.username", type: "string", default: "root", description: "XAPI user." },
-  {
-    field: "hypervisor.xapi.passwordFile",
-    type: "absolute path",
-    default: "required for xenserver",
-    description: "File holding the XAPI password.",
-  },
-  { field: "hypervisor.xapi.allowSelfSigned", type: "boolean", default: "false", description: "Accept XAPI's self-signed certificate." },
-  {
-    field: "network.uplink",
-    type: "interface name",
-    default: "none",
-    description: "Uplink that managed bridges (and VLAN sub-interfaces) attach to.",
-  },
-  { field: "network.mtu", type: "integer 1280–65535", default: "the uplink's", description: "MTU of managed bridges." },
-  {
-    field: "firewall.backend",
-    type: "`auto` | `nft` | `xtables`",
-    default: "auto",
-    description: "`auto` picks nftables where the bridge family works, else xtables.",
-  },
-  { field: "stateDir", type: "absolute path", default: "/var/lib/v6agent", description: "Where the desired state is persisted." },
-  { field: "logLevel", type: "`fatal` | `error` | `warn` | `info` | `debug` | `trace`", default: "info", description: "pino log level." },
-  {
-    field: "metrics.listen",
-    type: "`host:port` (`[v6]:port`)",
-    default: "disabled",
-    description: "Prometheus metrics endpoint, e.g. `127.0.0.1:9464`.",
-  },
-  {
-    field: "netns",
-    type: "network namespace name",
-    default: "none",
-    description: "Run the host side inside this named namespace (lab and tests).",
-  },
-  {
-    field: "reconcileSeconds",
-    type: "integer 1–86400",
-    default: "60",
-    description: "Interval of the safety-net reconcile (restores rules removed by hand); events act at once.",
-  },
-];
-
 /** Facts the defaults come from, passed in so parsing stays pure. */
 export interface ConfigEnvironment {
   machineId?: string;
@@ -197,16 +83,19 @@ export function parseAgentConfig(raw: unknown, environment: ConfigEnvironment): 
     hypervisor: hypervisor(root.hypervisor),
     network: network(root.network),
     firewall: {
-      backend: oneOf(object(root.firewall ?? {}, "firewall", ["backend"]).backend ?? "auto", "firewall.backend", [
+      backend: oneOf(object(root.firewall ?? {}, "firewall", ["backend"]).backend ?? CONFIG_DEFAULTS.firewallBackend, "firewall.backend", [
         "auto",
         "nft",
         "xtables",
       ] as const),
     },
-    stateDir: root.stateDir === undefined ? "/var/lib/v6agent" : absolutePath(root.stateDir, "stateDir"),
-    logLevel: oneOf(root.logLevel ?? "info", "logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
+    stateDir: root.stateDir === undefined ? CONFIG_DEFAULTS.stateDir : absolutePath(root.stateDir, "stateDir"),
+    logLevel: oneOf(root.logLevel ?? CONFIG_DEFAULTS.logLevel, "logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
     metrics: metrics(root.metrics),
-    reconcileSeconds: root.reconcileSeconds === undefined ? 60 : integer(root.reconcileSeconds, "reconcileSeconds", 1, 86_400),
+    reconcileSeconds:
+      root.reconcileSeconds === undefined
+        ? CONFIG_DEFAULTS.reconcileSeconds
+        : integer(root.reconcileSeconds, "reconcileSeconds", 1, 86_400),
   };
   if (root.netns !== undefined) config.netns = namespaceName(root.netns, "netns");
   return config;
@@ -268,7 +157,7 @@ function management(input: unknown): ManagementConfig {
     "heartbeatSeconds",
     "timeoutSeconds",
   ]);
-  const insecure = raw.insecure === undefined ? false : boolean(raw.insecure, "management.insecure");
+  const insecure = raw.insecure === undefined ? CONFIG_DEFAULTS.insecure : boolean(raw.insecure, "management.insecure");
   if (!Array.isArray(raw.servers) || raw.servers.length === 0) {
     throw new InvalidArgumentError("management.servers", "expected a non-empty list of ws:// or wss:// URLs");
   }
@@ -276,8 +165,14 @@ function management(input: unknown): ManagementConfig {
   const config: ManagementConfig = {
     servers,
     insecure,
-    heartbeatSeconds: raw.heartbeatSeconds === undefined ? 15 : integer(raw.heartbeatSeconds, "management.heartbeatSeconds", 1, 3600),
-    timeoutSeconds: raw.timeoutSeconds === undefined ? 45 : integer(raw.timeoutSeconds, "management.timeoutSeconds", 2, 86_400),
+    heartbeatSeconds:
+      raw.heartbeatSeconds === undefined
+        ? CONFIG_DEFAULTS.heartbeatSeconds
+        : integer(raw.heartbeatSeconds, "management.heartbeatSeconds", 1, 3600),
+    timeoutSeconds:
+      raw.timeoutSeconds === undefined
+        ? CONFIG_DEFAULTS.timeoutSeconds
+        : integer(raw.timeoutSeconds, "management.timeoutSeconds", 2, 86_400),
   };
   if (config.timeoutSeconds <= config.heartbeatSeconds) {
     throw new InvalidArgumentError(
@@ -334,11 +229,11 @@ function serverUrl(input: unknown, field: string, insecure: boolean): string {
 
 function hypervisor(input: unknown): HypervisorConfig {
   const raw = object(input ?? {}, "hypervisor", ["kind", "uri", "domainType", "xapi"]);
-  const kind = oneOf(raw.kind ?? "kvm", "hypervisor.kind", ["kvm", "xenserver"] as const);
+  const kind = oneOf(raw.kind ?? CONFIG_DEFAULTS.hypervisorKind, "hypervisor.kind", ["kvm", "xenserver"] as const);
   if (kind === "kvm") {
     if (raw.xapi !== undefined) throw new InvalidArgumentError("hypervisor.xapi", "only for hypervisor.kind: xenserver");
-    const domainType = oneOf(raw.domainType ?? "kvm", "hypervisor.domainType", ["kvm", "qemu"] as const);
-    if (raw.uri === undefined) return { kind, uri: "qemu:///system", domainType };
+    const domainType = oneOf(raw.domainType ?? CONFIG_DEFAULTS.domainType, "hypervisor.domainType", ["kvm", "qemu"] as const);
+    if (raw.uri === undefined) return { kind, uri: CONFIG_DEFAULTS.libvirtUri, domainType };
     if (typeof raw.uri !== "string" || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(raw.uri)) {
       throw new InvalidArgumentError("hypervisor.uri", `${JSON.stringify(raw.uri)} is not a libvirt URI (e.g. qemu:///system)`);
     }
@@ -362,7 +257,7 @@ function hypervisor(input: unknown): HypervisorConfig {
   }
   if (xapi.passwordFile === undefined)
     throw new InvalidArgumentError("hypervisor.xapi.passwordFile", "required: a file holding the XAPI password");
-  const username = xapi.username ?? "root";
+  const username = xapi.username ?? CONFIG_DEFAULTS.xapiUsername;
   if (typeof username !== "string" || username === "")
     throw new InvalidArgumentError("hypervisor.xapi.username", "expected a non-empty string");
   return {
@@ -371,7 +266,10 @@ function hypervisor(input: unknown): HypervisorConfig {
       url: url.href,
       username,
       passwordFile: absolutePath(xapi.passwordFile, "hypervisor.xapi.passwordFile"),
-      allowSelfSigned: xapi.allowSelfSigned === undefined ? false : boolean(xapi.allowSelfSigned, "hypervisor.xapi.allowSelfSigned"),
+      allowSelfSigned:
+        xapi.allowSelfSigned === undefined
+          ? CONFIG_DEFAULTS.allowSelfSigned
+          : boolean(xapi.allowSelfSigned, "hypervisor.xapi.allowSelfSigned"),
     },
   };
 }
@@ -466,10 +364,4 @@ function typeName(input: unknown): string {
   if (input === null) return "null";
   if (Array.isArray(input)) return "a list";
   return typeof input;
-}
-
-/** The Markdown table of CONFIG_REFERENCE, as docs/operators.md carries it. */
-export function configReferenceMarkdown(): string {
-  const rows = CONFIG_REFERENCE.map((row) => `| \`${row.field}\` | ${row.type} | ${row.default} | ${row.description} |`);
-  return ["| field | type | default | meaning |", "|---|---|---|---|", ...rows].join("\n");
 }

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { configReferenceMarkdown, loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/daemon/config.js";
+import { loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/daemon/config.js";
+import { configReferenceMarkdown } from "../../../src/daemon/config-reference.js";
 import { InvalidArgumentError } from "../../../src/errors.js";
 
 const environment = { machineId: "0123456789abcdef0123456789abcdef", hostname: "kvm-host-7" };
