@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../agent/config.js";
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../daemon/config.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
 import type { MgmtCommandOptions } from "../mgmt/cli.js";
@@ -27,14 +27,14 @@ export function buildProgram(): Command {
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
       // Before the daemon's modules load: their loading is the first burst the settings are for.
-      (await import("../agent/v8-memory.js")).tuneV8ForDaemon();
+      (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
       // A configuration the daemon cannot load exits with its own code: restarting cannot fix it.
       const config = await loadAgentConfig(options.config).catch((error: unknown) => {
         if (!(error instanceof V6Error)) throw error;
         process.stderr.write(`v6agent: ${error.message}\n`);
         throw new CliExit(EXIT_CONFIG);
       });
-      const { runDaemon } = await import("../agent/daemon.js");
+      const { runDaemon } = await import("../daemon/daemon.js");
       const code = await runDaemon(options.config, config);
       if (code !== 0) throw new CliExit(code);
     });

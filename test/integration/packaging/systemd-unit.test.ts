@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CONFIG, EXIT_NOT_IMPLEMENTED } from "../../../src/cli/exit.js";
 import { run } from "../../../src/exec.js";
+import { startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { serviceEnvironment } from "../../support/agent-daemon.js";
 import { Netns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
-import { startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const CLI = new URL("../../../dist/src/cli.js", import.meta.url).pathname;
 
