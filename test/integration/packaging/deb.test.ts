@@ -59,9 +59,11 @@ async function purge(): Promise<void> {
   await run("dpkg", ["--purge", "v6agent"], { timeoutMs: 120_000 });
 }
 
+const SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /** Runs the installed /usr/bin/v6agent with systemd's default PATH, or with `path`. */
-async function v6agent(args: string[], okExitCodes = [0], path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") {
-  return run("/usr/bin/v6agent", args, { okExitCodes, env: { PATH: path }, timeoutMs: 60_000 });
+async function v6agent(args: string[], okExitCodes = [0], path = SYSTEMD_PATH, timeoutMs = 60_000) {
+  return run("/usr/bin/v6agent", args, { okExitCodes, env: { PATH: path }, timeoutMs });
 }
 
 describe.skipIf(reason)("the v6agent packages", () => {
@@ -232,8 +234,9 @@ describe.skipIf(reason)("the v6agent packages", () => {
     });
 
     it("imports every module of dist/src with the installed node_modules", async () => {
-      // Process entry points run when imported: the CLI, and the checks generator (a build tool).
-      const entryPoints = new Set(["cli.js", "protocol/write-checks.js"]);
+      // Process entry points run when imported: the CLI, the lab's XAPI simulator process, and
+      // the checks generator (a build tool; the lab test above runs the other two).
+      const entryPoints = new Set(["cli.js", "lab/xapi-sim/lab-main.js", "protocol/write-checks.js"]);
       const script = `
         import { readdirSync } from "node:fs";
         const root = ${JSON.stringify(`${APP}/dist/src`)};
@@ -252,6 +255,18 @@ describe.skipIf(reason)("the v6agent packages", () => {
       expect(["ok", "warn", "fail"]).toContain(report.worst);
       expect(report.checks.find((check) => check.name === "tool.libnftables")?.status).toBe("ok");
       expect(report.checks.map((check) => check.name)).toEqual(expect.arrayContaining(["kernel.bridge", "tool.nft", "tool.ip6tables"]));
+    });
+
+    it("plays the lab from the installed files: the daemon, the management server and the XAPI simulator on the bundled runtime", async () => {
+      // The XenServer mode with namespace guests: seconds, no VMs (docs/lab.md). Its names are the
+      // lab's own (v6lab-*); the e2e tier's lab test runs after this tier, never beside it.
+      try {
+        const { stdout } = await v6agent(["lab", "--hypervisor", "xenserver", "--guest-kind", "netns", "--json"], [0], undefined, 300_000);
+        const result = JSON.parse(stdout) as { ok: boolean; addressesOk: boolean; attacksDropped: boolean; hypervisor: string };
+        expect(result).toMatchObject({ ok: true, addressesOk: true, attacksDropped: true, hypervisor: "xenserver" });
+      } finally {
+        await v6agent(["lab", "down"], [0, 1]);
+      }
     });
 
     it("installs a unit that systemd-analyze verify accepts as installed, its Documentation= all present", async () => {
