@@ -74,11 +74,11 @@ export async function runDaemon(configPath: string): Promise<number> {
       : {
           tls: {
             ca: readFileSync(management.caFile),
-            ...(management.certFile === undefined ? {} : { cert: readFileSync(management.certFile) }),
-            ...(management.keyFile === undefined ? {} : { key: readFileSync(management.keyFile) }),
+            cert: management.certFile === undefined ? undefined : readFileSync(management.certFile),
+            key: management.keyFile === undefined ? undefined : readFileSync(management.keyFile),
           },
         }),
-    ...(token === undefined ? {} : { token }),
+    token,
     allowInsecure: management.insecure,
     outboxPath: join(config.stateDir, "channel-journal.json"),
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,

@@ -118,9 +118,7 @@ export async function diagnoseDrops(mgmt: MgmtClient): Promise<Map<string, { dev
   const report = (await mgmt.call(HOST_ID, "host.diagnose", {})) as unknown as {
     vifs?: { mac: string; device?: string; drops?: Record<string, number> }[];
   };
-  return new Map(
-    (report.vifs ?? []).map((vif) => [vif.mac, { ...(vif.device === undefined ? {} : { device: vif.device }), drops: vif.drops ?? {} }]),
-  );
+  return new Map((report.vifs ?? []).map((vif) => [vif.mac, { device: vif.device, drops: vif.drops ?? {} }]));
 }
 
 /** Polls host.diagnose until the attacker's port shows RA and DHCPv6-server drops (or the time is up). */

@@ -34,7 +34,7 @@ export class MgmtClient {
     const body = (await response.json()) as { result?: unknown; error?: { message?: string; data?: { field?: string } } };
     if (body.error !== undefined) {
       throw new V6Error("host_failure", `${method} failed: ${body.error.message ?? JSON.stringify(body.error)}`, {
-        ...(body.error.data?.field === undefined ? {} : { field: body.error.data.field }),
+        field: body.error.data?.field,
       });
     }
     return body.result as MethodResult<M>;
