@@ -136,6 +136,8 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
       noServer: true,
       maxPayload: this.maxMessageBytes * 4,
       perMessageDeflate: false,
+      // Invalid UTF-8 is answered by the frame parser (-32700), not by closing the connection.
+      skipUTF8Validation: true,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
   }

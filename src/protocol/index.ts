@@ -1,5 +1,13 @@
 export { fromRpcError, RemoteError, RPC_ERROR_MEANINGS, RPC_ERRORS, type RpcErrorCode, rpcError, toRpcError } from "./error-codes.js";
-export { type DecodeOptions, decodeFrame, decodeValue, encodeError, encodeRequest, encodeResult, type Incoming } from "./message.js";
+export {
+  type DecodeOptions,
+  decodeFrame,
+  encodeError,
+  encodeRequest,
+  encodeResult,
+  type Incoming,
+  MAX_FRAME_DEPTH,
+} from "./message.js";
 export {
   type AgentMethod,
   isMethodName,
