@@ -19,6 +19,7 @@ export {
   SUBPROTOCOL,
 } from "./methods.js";
 export { fieldPath, parseParams, parseResult } from "./params.js";
+export { type IncomingRequest, type PeerOptions, type PeerTransport, pendingKey, type RequestOptions, RpcPeer } from "./peer.js";
 export type {
   AgentHeartbeatParams,
   AgentHelloParams,

@@ -21,9 +21,9 @@ describe("ResultStore", () => {
     const path = journal();
     const store = new ResultStore({ path });
     store.resumeToken = "tok";
-    store.begin("a", "vm.stop");
+    store.begin("a", "vm.stop", "d-a");
     store.complete("a", { result: { ok: 1 } });
-    store.begin(7, "vm.list");
+    store.begin(7, "vm.list", "d-7");
     store.complete(7, { result: { vms: [] } });
     store.markSent(7);
     store.close();
@@ -37,7 +37,7 @@ describe("ResultStore", () => {
   it("answers a command that was running at the restart as interrupted", () => {
     const path = journal();
     const store = new ResultStore({ path });
-    store.begin("x", "nic.plug");
+    store.begin("x", "nic.plug", "d-x");
     store.close();
     const again = new ResultStore({ path });
     expect(again.get("x")).toMatchObject({ state: "done", sent: false, response: { error: { code: RPC_ERRORS.interrupted } } });
@@ -53,7 +53,7 @@ describe("ResultStore", () => {
     const path = journal();
     const store = new ResultStore({ path, maxEntries: 10 });
     for (let i = 0; i < 100; i++) {
-      store.begin(i, "vm.list");
+      store.begin(i, "vm.list", `d-${i}`);
       store.complete(i, { result: i });
       if (i !== 5) store.markSent(i);
     }
