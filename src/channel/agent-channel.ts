@@ -75,7 +75,8 @@ export class AgentChannel extends EventEmitter<ChannelEvents> {
     this.backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.heartbeatMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
     this.log = options.logger?.child({ component: "channel" });
-    this.store = new ResultStore({ path: options.outboxPath, maxEntries: this.limits.maxStoredResults, logger: this.log });
+    this.store =
+      options.journal ?? new ResultStore({ path: options.outboxPath, maxEntries: this.limits.maxStoredResults, logger: this.log });
     this.delivery = new Delivery(this.store, this.limits.maxPendingReports, this.log);
     this.peer = new RpcPeer({
       idPrefix: "agent",

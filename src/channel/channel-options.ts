@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { AgentHeartbeatParams, AgentHelloParams, MethodParams, RequestId, ServerMethod } from "../protocol/index.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { ChannelTls } from "./connection-options.js";
+import type { ResultStore } from "./result-store.js";
 
 /** What a command handler gets besides its params. */
 export interface CommandContext {
@@ -55,6 +56,8 @@ export interface AgentChannelOptions {
   resourceKey?: (method: ServerMethod, params: unknown) => string | readonly string[] | undefined;
   /** Journal of command results (outbox + duplicate filter), kept across agent restarts. */
   outboxPath?: string;
+  /** The journal, already opened (a daemon opens it first, to fail before it touches the host); wins over outboxPath. */
+  journal?: ResultStore;
   limits?: Partial<ChannelLimits>;
   liveness?: Partial<ChannelLiveness>;
   backoff?: Partial<BackoffOptions>;
