@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { AgentChannel } from "../channel/index.js";
+import { AgentChannel, ResultStore } from "../channel/index.js";
 import type { DiagReport } from "../diag/check.js";
 import { createFirewall, XAPI_EBTABLES_LOCK } from "../firewall/index.js";
 import type { Firewall } from "../firewall/model.js";
@@ -135,6 +135,8 @@ export async function diagnoseWith(
 export async function runDaemon(configPath: string): Promise<number> {
   const config = await loadAgentConfig(configPath);
   const logger = createLogger(config.logLevel);
+  // Before anything touches the host: an unusable journal ends the start with its path and reason.
+  const journal = new ResultStore({ path: join(config.stateDir, "channel-journal.json"), logger: logger.child({ component: "channel" }) });
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
@@ -171,7 +173,7 @@ export async function runDaemon(configPath: string): Promise<number> {
         }),
     ...(token === undefined ? {} : { token }),
     allowInsecure: management.insecure,
-    outboxPath: join(config.stateDir, "channel-journal.json"),
+    journal,
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
     logger,
