@@ -39,7 +39,9 @@ export class Listener {
           key: tls.key,
           ...timeouts,
           handshakeTimeout: options.handshakeTimeoutMs,
-          ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: false }),
+          ca: tls.ca,
+          requestCert: tls.ca !== undefined,
+          rejectUnauthorized: false,
         })
       : createHttpServer(timeouts);
     this.server.maxConnections = options.maxConnections;
