@@ -1,8 +1,8 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 import { V6Error } from "../errors.js";
 import { type AgentHelloParams, type AgentHelloResult, parseParams, parseResult, RpcPeer, type VifReport } from "../protocol/index.js";
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import {
   type AgentChannelOptions,
   type ChannelEvents,

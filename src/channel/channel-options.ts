@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
+import type { BackoffOptions } from "../backoff.js";
 import type { AgentHeartbeatParams, AgentHelloParams, MethodParams, RequestId, ServerMethod } from "../protocol/index.js";
-import type { BackoffOptions } from "./backoff.js";
 import type { ChannelTls } from "./connection-options.js";
 import type { ResultStore } from "./result-store.js";
 
