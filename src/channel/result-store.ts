@@ -1,4 +1,4 @@
-import { closeSync } from "node:fs";
+import { closeSync, copyFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { V6Error } from "../errors.js";
 import { type RequestId, RPC_ERRORS, rpcError } from "../protocol/index.js";
@@ -137,11 +137,21 @@ export class ResultStore {
 
   private load(path: string): void {
     const contents = readJournal(path);
-    for (const record of contents.records) this.replay(record);
-    if (contents.damage !== undefined && this.damage === undefined) {
-      this.damage = contents.damage;
+    const orphans: string[] = [];
+    for (const record of contents.records) this.replay(record, orphans);
+    const found =
+      contents.damage ?? (orphans.length > 0 ? `records for ids that never started: ${orphans.slice(0, 3).join(", ")}` : undefined);
+    if (found !== undefined) {
+      // The damaged file is kept for a post-mortem; the journal itself is rewritten below.
+      const copy = `${path}.damaged`;
+      try {
+        copyFileSync(path, copy);
+      } catch (error) {
+        this.logger?.warn({ err: error, copy }, "could not keep a copy of the damaged journal");
+      }
+      this.damage = found;
       this.logger?.error(
-        { path, damage: contents.damage },
+        { path, damage: found, copy },
         "command journal damaged: it cannot prove which command ids ran, so ids it does not know are refused (-32011) until a management server acknowledges the damage",
       );
     }
@@ -166,7 +176,7 @@ export class ResultStore {
     }
   }
 
-  private replay(record: JournalRecord): void {
+  private replay(record: JournalRecord, orphans: string[]): void {
     switch (record.t) {
       case "start": {
         const entry: StoredCommand = { id: record.id, method: record.method, state: "running", sent: false };
@@ -179,7 +189,7 @@ export class ResultStore {
         const entry = this.entries.get(key(record.id));
         if (entry === undefined) {
           // Its start record is gone: the id ran, and other records may be gone with it.
-          this.damage ??= `a "${record.t}" record for id ${JSON.stringify(record.id)}, which never started`;
+          orphans.push(JSON.stringify(record.id));
           if (record.t === "done")
             this.entries.set(key(record.id), { id: record.id, method: "unknown", state: "done", response: record.response, sent: false });
           return;

@@ -73,6 +73,8 @@ describe("ResultStore", () => {
     store.close();
     const again = new ResultStore({ path });
     expect(again.damaged).toBe(true);
+    // The damaged file itself is kept for a post-mortem, as it was found.
+    expect(readFileSync(`${path}.damaged`, "utf8")).toBe(text);
     again.acknowledgeDamage();
     expect(again.damaged).toBe(false);
     again.close();
