@@ -222,6 +222,14 @@ export const AgentHelloParams = Type.Object(
           "the agent's command journal was damaged, so it cannot tell which command ids it ran; it answers -32011 to every id it does not know until a hello answer carries journalDamageAcknowledged",
       }),
     ),
+    stateProblem: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "present when the agent could not read its desired state (and had no good copy): it leaves the live rules as they are and refuses changes until state.sync",
+      }),
+    ),
     inventory: Type.Object(
       {
         networks: Type.Array(Type.Object({ networkId: Identifier, prefix: Ipv6Prefix, bridge: Type.Optional(Type.String()) }, closed)),
