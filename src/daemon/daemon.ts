@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent/agent.js";
 import { commandHandler } from "../agent/dispatch.js";
-import { AgentChannel } from "../channel/index.js";
+import { AgentChannel, ResultStore } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
@@ -37,6 +37,9 @@ export async function runDaemon(configPath: string): Promise<number> {
   const config = await loadAgentConfig(configPath);
   const logger = createLogger(config.logLevel);
   const unlock = await lockStateDir(config.stateDir);
+  // Before anything touches the host (and only once the state directory is ours): an unusable
+  // journal ends the start with its path and reason.
+  const journal = new ResultStore({ path: join(config.stateDir, "channel-journal.json"), logger: logger.child({ component: "channel" }) });
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
@@ -80,7 +83,7 @@ export async function runDaemon(configPath: string): Promise<number> {
         }),
     token,
     allowInsecure: management.insecure,
-    outboxPath: join(config.stateDir, "channel-journal.json"),
+    journal,
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
     logger,
