@@ -84,8 +84,8 @@ function desiredNicReport(desired: DesiredState, vmUuid: string, nic: DesiredNic
     networkId: nic.networkId,
     ipv6: nic.ipv6,
     state: port === undefined ? "detached" : "protected",
-    ...(port === undefined ? {} : { device: port.device }),
-    ...(bridge === undefined ? {} : { bridge }),
+    device: port?.device,
+    bridge,
   });
 }
 
@@ -98,7 +98,7 @@ function observedPortReport(desired: DesiredState, port: ObservedPort): VifRepor
     state: "protected",
     device: port.device,
     bridge: port.bridge,
-    ...(network === undefined ? {} : { networkId: network.networkId }),
+    networkId: network?.networkId,
   });
 }
 

@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent/agent.js";
 import { commandHandler } from "../agent/dispatch.js";
-import { AgentChannel } from "../channel/index.js";
+import { AgentChannel, ResultStore } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
@@ -12,6 +12,7 @@ import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
 import { buildAgentParts } from "./parts.js";
+import { lockStateDir } from "./state-lock.js";
 
 /**
  * After an orderly stop the process must end even if a library still holds a handle (seen: the
@@ -36,6 +37,10 @@ const STOP_GRACE_MS = 20_000;
 export async function runDaemon(configPath: string, loaded?: AgentConfig): Promise<number> {
   const config = loaded ?? (await loadAgentConfig(configPath));
   const logger = createLogger(config.logLevel);
+  const unlock = await lockStateDir(config.stateDir);
+  // Before anything touches the host (and only once the state directory is ours): an unusable
+  // journal ends the start with its path and reason.
+  const journal = new ResultStore({ path: join(config.stateDir, "channel-journal.json"), logger: logger.child({ component: "channel" }) });
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
@@ -58,7 +63,12 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   const management = config.management;
   const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
   const handler = commandHandler(agent, () =>
-    diagnoseWith(parts, () => agent.state, { backend: parts.backend.hypervisor, connect: false }),
+    diagnoseWith(
+      parts,
+      () => agent.state,
+      { backend: parts.backend.hypervisor, connect: false },
+      () => agent.stateProblem,
+    ),
   );
   const facts = await parts.backend.hypervisor.facts();
   channel = new AgentChannel({
@@ -68,13 +78,13 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       : {
           tls: {
             ca: readFileSync(management.caFile),
-            ...(management.certFile === undefined ? {} : { cert: readFileSync(management.certFile) }),
-            ...(management.keyFile === undefined ? {} : { key: readFileSync(management.keyFile) }),
+            cert: management.certFile === undefined ? undefined : readFileSync(management.certFile),
+            key: management.keyFile === undefined ? undefined : readFileSync(management.keyFile),
           },
         }),
-    ...(token === undefined ? {} : { token }),
+    token,
     allowInsecure: management.insecure,
-    outboxPath: join(config.stateDir, "channel-journal.json"),
+    journal,
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
     logger,
@@ -85,6 +95,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
         hostname: hostname(),
         hypervisor: parts.backend.hypervisor.kind,
         versions: { agent: VERSION, hypervisor: facts.hypervisorVersion, library: facts.libraryVersion, firewall: parts.firewall.backend },
+        stateProblem: agent.stateProblem,
         capabilities: [...parts.backend.capabilities, `firewall:${parts.firewall.backend}`],
         inventory: {
           networks: inventory.networks.map((network) => ({
@@ -156,6 +167,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
+        .then(() => unlock())
         .then(
           () => {
             logger.info("stopped");

@@ -130,7 +130,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       duidLL: report.duidLL,
       linkLocal: report.linkLocal,
       rulesPresent: report.device !== undefined && complete.has(report.device),
-      ...(report.device === undefined ? {} : { device: report.device }),
+      device: report.device,
       ...(counter === undefined
         ? {}
         : {
