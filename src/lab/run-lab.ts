@@ -12,6 +12,7 @@ import {
 } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
 import { type DaemonHandle, run } from "../exec.js";
+import type { DropReason } from "../firewall/model.js";
 import { XapiConnection } from "../hypervisor/xenserver/xapi-connection.js";
 import type { VifReport } from "../protocol/schemas.js";
 import { buildGuestImage } from "./guest-image.js";
@@ -259,9 +260,9 @@ function reservationsFrom(reports: Map<string, VifReport>, guests: readonly LabG
   });
 }
 
-async function diagnoseDrops(mgmt: MgmtClient): Promise<Map<string, { device?: string; drops: Record<string, number> }>> {
+async function diagnoseDrops(mgmt: MgmtClient): Promise<Map<string, { device?: string; drops: Partial<Record<DropReason, number>> }>> {
   const report = (await mgmt.call(HOST_ID, "host.diagnose", {})) as unknown as {
-    vifs?: { mac: string; device?: string; drops?: Record<string, number> }[];
+    vifs?: { mac: string; device?: string; drops?: Partial<Record<DropReason, number>> }[];
   };
   return new Map(
     (report.vifs ?? []).map((vif) => [vif.mac, { ...(vif.device === undefined ? {} : { device: vif.device }), drops: vif.drops ?? {} }]),
