@@ -11,6 +11,7 @@ import {
   emptyDesiredState,
   findNetwork,
   findNic,
+  type NetworkRouter,
   nicsOnNetwork,
   withNetwork,
   withNic,
@@ -35,6 +36,7 @@ export interface EnsureNetworkInput {
   gateway?: string;
   vlan?: VlanId;
   mtu?: number;
+  router?: NetworkRouter;
 }
 
 export interface NicInput {
@@ -184,6 +186,7 @@ export class Agent {
       ...(gateway === undefined ? {} : { gateway }),
       ...optional(input, "vlan"),
       ...optional(input, "mtu"),
+      ...optional(input, "router"),
     };
     await this.deps.firewall.ensureBridge(managedBridge(network, this.guestPortPatterns));
     await this.commit(withNetwork(this.desired, network));

@@ -3,6 +3,7 @@ import type { CommandHandler } from "../channel/index.js";
 import type { DiagReport } from "../diag/check.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
 import type { Agent, EnsureNetworkInput, NicInput, ReconcileSummary } from "./agent.js";
+import { parseNetworkRouter } from "./desired-state.js";
 
 /**
  * Maps each protocol method to the agent core. The channel has already validated the params
@@ -74,6 +75,7 @@ function networkInput(params: MethodParams<"network.ensure">, field: string): En
     ...(params.gateway === undefined ? {} : { gateway: params.gateway }),
     ...(params.vlan === undefined ? {} : { vlan: parseVlanId(params.vlan, `${field}.vlan`) }),
     ...(params.mtu === undefined ? {} : { mtu: parseMtu(params.mtu, `${field}.mtu`) }),
+    ...(params.router === undefined ? {} : { router: parseNetworkRouter(params.router, `${field}.router`) }),
   };
 }
 
