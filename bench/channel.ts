@@ -14,7 +14,7 @@ import type { ManagementServer } from "../src/mgmt/index.js";
 
 // Each role imports only what it runs, as `v6agent run` does: the agent process loads the
 // channel, never the management server, and tunes V8 for a small RSS from the start
-// (src/agent/v8-memory.ts, done by `v6agent run` before it loads its modules).
+// (src/daemon/v8-memory.ts, done by `v6agent run` before it loads its modules).
 
 const HERE = fileURLToPath(import.meta.url);
 const HOST = "bench-agent";
@@ -34,7 +34,7 @@ function helloFor(hostId: string) {
 
 /** Child role: one agent with a persisted outbox and a no-op handler; answers RSS queries. */
 async function runAgent(url: string, outboxPath: string): Promise<void> {
-  (await import("../src/agent/v8-memory.js")).tuneV8ForDaemon();
+  (await import("../src/daemon/v8-memory.js")).tuneV8ForDaemon();
   const { AgentChannel } = await import("../src/channel/index.js");
   const channel = new AgentChannel({
     servers: [url],
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "v6agent-bench-"));
   try {
     // 1. Latency and throughput of a no-op command, agent in its own process with a persisted outbox.
-    const server = new ManagementServer();
+    const server = new ManagementServer({ unauthenticatedLoopback: true });
     const { url } = await server.start();
     // BENCH_AGENT_NODE_ARGS, e.g. "--max-semi-space-size=1", shows what V8 heap flags buy.
     const agentArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
 
     // 2. 1,000 agents reconnecting after a server restart (1 s of downtime, default backoff).
     const fleetSize = 1000;
-    const first = new ManagementServer({ silenceTimeoutMs: 120_000 });
+    const first = new ManagementServer({ unauthenticatedLoopback: true, silenceTimeoutMs: 120_000 });
     const { port, url: fleetUrl } = await first.start();
     let connected = 0;
     first.on("agent", () => {
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     console.log(`${fleetSize} agents first connection: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     await first.stop();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const second = new ManagementServer({ port, silenceTimeoutMs: 120_000 });
+    const second = new ManagementServer({ unauthenticatedLoopback: true, port, silenceTimeoutMs: 120_000 });
     let back = 0;
     second.on("agent", () => {
       back += 1;

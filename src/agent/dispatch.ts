@@ -1,16 +1,17 @@
 import { parseIpv6Network, parseMac, parseMtu, parseNicModel, parseUuid, parseVlanId } from "../addressing/index.js";
 import type { CommandHandler } from "../channel/index.js";
-import type { DiagReport } from "../diag/check.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
-import type { Agent, EnsureNetworkInput, NicInput, ReconcileSummary } from "./agent.js";
+import type { Agent, ReconcileSummary } from "./agent.js";
 import { parseNetworkRouter } from "./desired-state.js";
+import type { EnsureNetworkInput, NicInput } from "./inputs.js";
 
 /**
  * Maps each protocol method to the agent core. The channel has already validated the params
  * against the protocol schema; here they become the addressing module's typed values (a /48
  * is refused with the addressing module's message, naming `params.prefix`).
  */
-export function commandHandler(agent: Agent, diagnose: () => Promise<DiagReport>): CommandHandler {
+/** `diagnose` answers `host.diagnose` (the daemon's diag report; the core does not know its shape). */
+export function commandHandler(agent: Agent, diagnose: () => Promise<unknown>): CommandHandler {
   const handle = async (method: ServerMethod, params: unknown): Promise<unknown> => {
     switch (method) {
       case "network.ensure":
@@ -72,10 +73,10 @@ function networkInput(params: MethodParams<"network.ensure">, field: string): En
   return {
     networkId: params.networkId,
     network: parseIpv6Network(params.prefix, `${field}.prefix`),
-    ...(params.gateway === undefined ? {} : { gateway: params.gateway }),
-    ...(params.vlan === undefined ? {} : { vlan: parseVlanId(params.vlan, `${field}.vlan`) }),
-    ...(params.mtu === undefined ? {} : { mtu: parseMtu(params.mtu, `${field}.mtu`) }),
-    ...(params.router === undefined ? {} : { router: parseNetworkRouter(params.router, `${field}.router`) }),
+    gateway: params.gateway,
+    vlan: params.vlan === undefined ? undefined : parseVlanId(params.vlan, `${field}.vlan`),
+    mtu: params.mtu === undefined ? undefined : parseMtu(params.mtu, `${field}.mtu`),
+    router: params.router === undefined ? undefined : parseNetworkRouter(params.router, `${field}.router`),
   };
 }
 
@@ -83,9 +84,9 @@ function nicInput(params: { networkId: string; mac: string; model?: string; ipv6
   return {
     networkId: params.networkId,
     mac: parseMac(params.mac, `${field}.mac`),
-    ...(params.model === undefined ? {} : { model: parseNicModel(params.model, `${field}.model`) }),
-    ...(params.ipv6 === undefined ? {} : { ipv6: params.ipv6 }),
-    ...(params.ipv4 === undefined ? {} : { ipv4: params.ipv4 }),
+    model: params.model === undefined ? undefined : parseNicModel(params.model, `${field}.model`),
+    ipv6: params.ipv6,
+    ipv4: params.ipv4,
   };
 }
 
@@ -93,8 +94,8 @@ function listedNic(nic: { mac: string; device: string | undefined; bridge: strin
   return {
     mac: nic.mac,
     model: nic.model,
-    ...(nic.device === undefined ? {} : { device: nic.device }),
-    ...(nic.bridge === undefined ? {} : { bridge: nic.bridge }),
+    device: nic.device,
+    bridge: nic.bridge,
   };
 }
 

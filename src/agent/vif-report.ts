@@ -34,7 +34,8 @@ export function vifReport(fields: {
  * Reports for every desired NIC and every observed port: the full inventory sent after each
  * (re)connect, and the source of change reports (compare with `sameReport`).
  */
-export function allVifReports(desired: DesiredState, observed: readonly ObservedPort[]): VifReport[] {
+export function allVifReports(desired: DesiredState, observedPorts: readonly ObservedPort[]): VifReport[] {
+  const observed = observedPorts.filter(isReported);
   const byMac = new Map(observed.map((port) => [port.mac as string, port]));
   const reports: VifReport[] = [];
   const seen = new Set<string>();
@@ -62,11 +63,16 @@ export function vmVifReports(
 ): VifReport[] {
   const vm = desired.vms.find((candidate) => candidate.uuid === vmUuid);
   const reports = (vm?.nics ?? []).map((nic) => desiredNicReport(desired, vmUuid, nic, portsByMac.get(nic.mac)));
-  for (const port of observedOfVm) {
+  for (const port of observedOfVm.filter(isReported)) {
     // A port whose MAC some VM's desired NIC claims is reported with that NIC.
     if (findNic(desired, port.mac) === undefined) reports.push(observedPortReport(desired, port));
   }
   return reports;
+}
+
+/** A NIC is reported under its primary device; its emulated twin shares its rules, not its report. */
+export function isReported(port: ObservedPort): boolean {
+  return port.emulated !== true;
 }
 
 /** A desired NIC: protected when its port is observed, detached otherwise. */
@@ -78,8 +84,8 @@ function desiredNicReport(desired: DesiredState, vmUuid: string, nic: DesiredNic
     networkId: nic.networkId,
     ipv6: nic.ipv6,
     state: port === undefined ? "detached" : "protected",
-    ...(port === undefined ? {} : { device: port.device }),
-    ...(bridge === undefined ? {} : { bridge }),
+    device: port?.device,
+    bridge,
   });
 }
 
@@ -92,7 +98,7 @@ function observedPortReport(desired: DesiredState, port: ObservedPort): VifRepor
     state: "protected",
     device: port.device,
     bridge: port.bridge,
-    ...(network === undefined ? {} : { networkId: network.networkId }),
+    networkId: network?.networkId,
   });
 }
 

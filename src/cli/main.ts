@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { DEFAULT_CONFIG_PATH } from "../agent/config.js";
+import { DEFAULT_CONFIG_PATH } from "../daemon/config.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
 import type { MgmtCommandOptions } from "../mgmt/cli.js";
@@ -32,8 +32,8 @@ export function buildProgram(): Command {
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
       // Before the daemon's modules load: their loading is the first burst the settings are for.
-      (await import("../agent/v8-memory.js")).tuneV8ForDaemon();
-      const { runDaemon } = await import("../agent/daemon.js");
+      (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
+      const { runDaemon } = await import("../daemon/daemon.js");
       const code = await runDaemon(options.config);
       if (code !== 0) throw new CliExit(code);
     });
@@ -42,12 +42,17 @@ export function buildProgram(): Command {
     .command("mgmt")
     .description("run the reference management server (agents over wss, a local HTTP API for labs and tests)")
     .option("--listen <host:port>", "address agents connect to", "127.0.0.1:8443")
-    .option("--api <host:port>", "local HTTP API address (unauthenticated: loopback)", "127.0.0.1:8440")
+    .option("--api <host:port|unix:path>", "HTTP API: TCP (needs --api-token-file) or an owner-only unix socket", "127.0.0.1:8440")
+    .option("--api-token-file <file>", "bearer token the HTTP API requires on TCP")
     .option("--cert <file>", "server certificate (PEM); without it, plain ws:// (loopback or --insecure)")
     .option("--key <file>", "server private key (PEM)")
-    .option("--client-ca <file>", "require client certificates signed by this CA (mutual TLS)")
-    .option("--token-file <file>", "accepted bearer tokens, one per line")
+    .option("--client-ca <file>", "mutual TLS: client certificates signed by this CA; a hostId must match its certificate")
+    .option("--host-tokens <file>", "per-host tokens: lines `sha256:<hex> <hostId>`; a hostId must match its token")
+    .option("--lab-token-file <file>", "lab mode: tokens shared by every agent, one per line (any holder may be any host)")
+    .option("--insecure-loopback", "accept agents without credentials (loopback --listen only)")
     .option("--heartbeat-ms <ms>", "heartbeat interval asked of agents")
+    .option("--max-connections <n>", "connections held at once", "4096")
+    .option("--forget-after <seconds>", "forget a host disconnected for this long", "3600")
     .option("--insecure", "allow plain ws:// on a non-loopback address")
     .option("--allow-remote-api", "allow the HTTP API on a non-loopback address")
     .action(async (options: MgmtCommandOptions) => (await import("../mgmt/cli.js")).runMgmt(options));
