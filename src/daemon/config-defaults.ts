@@ -10,6 +10,7 @@ export const CONFIG_DEFAULTS = {
   allowSelfSigned: false,
   firewallBackend: "auto",
   stateDir: "/var/lib/v6agent",
+  statusSocket: "/run/v6agent/status.sock",
   logLevel: "info",
   reconcileSeconds: 60,
 } as const;

@@ -24,8 +24,9 @@ export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
   {
     field: "management.caFile",
     type: "absolute path",
-    default: "system CAs",
-    description: "CA bundle the server's certificate must chain to (pinning).",
+    default: "required for `wss://`",
+    description:
+      "CA bundle the server's certificate must chain to (pinning; nothing else is trusted). For the system's CAs: `/etc/ssl/certs/ca-certificates.crt`.",
   },
   {
     field: "management.certFile",
@@ -121,6 +122,12 @@ export const CONFIG_REFERENCE: readonly ConfigReferenceRow[] = [
     type: "`host:port` (`[v6]:port`)",
     default: "disabled",
     description: "Prometheus metrics endpoint, e.g. `127.0.0.1:9464`.",
+  },
+  {
+    field: "statusSocket",
+    type: "absolute path (≤ 107 bytes)",
+    default: CONFIG_DEFAULTS.statusSocket,
+    description: "Unix socket (mode 0600) that `v6agent status` reads; the unit's `RuntimeDirectory=` makes its directory.",
   },
   {
     field: "netns",

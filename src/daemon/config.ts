@@ -1,19 +1,39 @@
-import { constants } from "node:fs";
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { isAbsolute } from "node:path";
 import { parseDocument } from "yaml";
 import { type InterfaceName, parseInterfaceName } from "../addressing/index.js";
 import { isLoopbackHost } from "../channel/connection-options.js";
 import { InvalidArgumentError } from "../errors.js";
 import { CONFIG_DEFAULTS } from "./config-defaults.js";
+import {
+  absolutePath,
+  boolean,
+  HEADER_SAFE,
+  hostId,
+  integer,
+  namespaceName,
+  nonEmptyString,
+  oneOf,
+  type Raw,
+  section,
+  socketPath,
+  TOKEN_CHARACTERS,
+  typeName,
+} from "./config-fields.js";
+import { checkConfigFiles } from "./config-files.js";
+import { ConfigProblems } from "./config-problems.js";
+
+export { ConfigError, type ConfigProblem } from "./config-problems.js";
 
 /**
  * The daemon's configuration (`/etc/v6agent/config.yaml`), parsed and validated once at start
  * (and on SIGHUP). Every field is checked with an error naming its path (`management.servers[1]`),
- * unknown keys are refused so a typo never silently falls back to a default, and every default is
- * defined once in CONFIG_DEFAULTS (config-defaults.ts) and listed in CONFIG_REFERENCE
- * (config-reference.ts), from which docs/operators.md's table is generated.
+ * every mistake of a file is reported in one run (ConfigError), unknown keys are refused so a
+ * typo never silently falls back to a default, and every default is defined once in
+ * CONFIG_DEFAULTS (config-defaults.ts) and listed in CONFIG_REFERENCE (config-reference.ts), from
+ * which docs/operators.md's table is generated. What the daemon would otherwise find wrong only
+ * later (a file it cannot read, TLS material it cannot use, a token no HTTP header can carry) is
+ * checked by `loadAgentConfig` (config-files.ts).
  */
 export interface AgentConfig {
   hostId: string;
@@ -24,6 +44,8 @@ export interface AgentConfig {
   stateDir: string;
   logLevel: LogLevel;
   metrics: { listen?: ListenAddress };
+  /** The unix socket `v6agent status` reads (root only). */
+  statusSocket: string;
   netns?: string;
   /** Interval of the safety-net reconcile (events do the real-time work). */
   reconcileSeconds: number;
@@ -61,146 +83,207 @@ export interface ConfigEnvironment {
   hostname: string;
 }
 
-type Raw = Record<string, unknown>;
+const ROOT_FIELDS = [
+  "hostId",
+  "management",
+  "hypervisor",
+  "network",
+  "firewall",
+  "stateDir",
+  "logLevel",
+  "metrics",
+  "statusSocket",
+  "netns",
+  "reconcileSeconds",
+] as const;
 
-/** Validates already-parsed YAML into an AgentConfig; throws InvalidArgumentError naming the field. */
+/** Validates already-parsed YAML into an AgentConfig; throws a ConfigError naming every bad field. */
 export function parseAgentConfig(raw: unknown, environment: ConfigEnvironment): AgentConfig {
-  const root = object(raw ?? {}, "(config)", [
-    "hostId",
-    "management",
-    "hypervisor",
-    "network",
-    "firewall",
-    "stateDir",
-    "logLevel",
-    "metrics",
-    "netns",
-    "reconcileSeconds",
-  ]);
-  const config: AgentConfig = {
-    hostId: root.hostId === undefined ? defaultHostId(environment) : hostId(root.hostId, "hostId"),
-    management: management(root.management),
-    hypervisor: hypervisor(root.hypervisor),
-    network: network(root.network),
-    firewall: {
-      backend: oneOf(object(root.firewall ?? {}, "firewall", ["backend"]).backend ?? CONFIG_DEFAULTS.firewallBackend, "firewall.backend", [
-        "auto",
-        "nft",
-        "xtables",
-      ] as const),
-    },
-    stateDir: root.stateDir === undefined ? CONFIG_DEFAULTS.stateDir : absolutePath(root.stateDir, "stateDir"),
-    logLevel: oneOf(root.logLevel ?? CONFIG_DEFAULTS.logLevel, "logLevel", ["fatal", "error", "warn", "info", "debug", "trace"] as const),
-    metrics: metrics(root.metrics),
-    reconcileSeconds:
-      root.reconcileSeconds === undefined
-        ? CONFIG_DEFAULTS.reconcileSeconds
-        : integer(root.reconcileSeconds, "reconcileSeconds", 1, 86_400),
-  };
-  if (root.netns !== undefined) config.netns = namespaceName(root.netns, "netns");
-  return config;
+  const problems = new ConfigProblems();
+  const config = collectAgentConfig(raw, environment, problems);
+  problems.throwIfAny();
+  return config as AgentConfig;
 }
 
 /** Parses YAML text; syntax errors and duplicate keys name the file and line. */
 export function parseAgentConfigText(text: string, environment: ConfigEnvironment, source = "config"): AgentConfig {
-  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  const problem = document.errors[0];
-  if (problem !== undefined) {
-    const line = text.slice(0, problem.pos[0]).split("\n").length;
-    throw new InvalidArgumentError(source, `line ${line}: ${problem.message.split("\n")[0]}`);
-  }
-  return parseAgentConfig(document.toJS(), environment);
+  const problems = new ConfigProblems();
+  const config = collectConfigText(text, environment, source, problems);
+  problems.throwIfAny(source);
+  return config as AgentConfig;
 }
 
 /**
- * Reads, parses and validates the file, then checks that every file it names is readable now
- * rather than at the first reconnect.
+ * Reads, parses and validates the file, then checks what the daemon would otherwise find wrong
+ * only later: every file it names is a readable, non-empty file, TLS material parses (and the key
+ * is the certificate's), a token fits an HTTP header, and every server URL passes the channel's
+ * own rule. Throws one ConfigError with every problem found.
  */
 export async function loadAgentConfig(path = DEFAULT_CONFIG_PATH): Promise<AgentConfig> {
+  const problems = new ConfigProblems();
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new InvalidArgumentError(path, `cannot read the configuration file: ${(error as Error).message}`);
+    problems.add(path, `cannot read the configuration file: ${(error as Error).message}`);
+    problems.throwIfAny(path);
+    throw error;
   }
   const machineId = await readFile("/etc/machine-id", "utf8").then(
     (content) => content.trim(),
     () => undefined,
   );
-  const config = parseAgentConfigText(text, { hostname: hostname(), ...(machineId ? { machineId } : {}) }, path);
-  const files: [string, string | undefined][] = [
-    ["management.caFile", config.management.caFile],
-    ["management.certFile", config.management.certFile],
-    ["management.keyFile", config.management.keyFile],
-    ["management.tokenFile", config.management.tokenFile],
-    ["hypervisor.xapi.passwordFile", config.hypervisor.kind === "xenserver" ? config.hypervisor.xapi.passwordFile : undefined],
-  ];
-  for (const [field, file] of files) {
-    if (file === undefined) continue;
-    await access(file, constants.R_OK).catch((error: NodeJS.ErrnoException) => {
-      throw new InvalidArgumentError(field, `${file} is not readable (${error.code ?? error.message})`);
-    });
+  const config = collectConfigText(text, { hostname: hostname(), ...(machineId ? { machineId } : {}) }, path, problems);
+  await checkConfigFiles(config, problems);
+  problems.throwIfAny(path);
+  return config as AgentConfig;
+}
+
+/** What could be parsed; undefined fields have a problem recorded. */
+export type ConfigDraft = Partial<Omit<AgentConfig, "management" | "hypervisor">> & {
+  management?: Partial<ManagementConfig>;
+  hypervisor?: HypervisorConfig;
+};
+
+function collectConfigText(text: string, environment: ConfigEnvironment, source: string, problems: ConfigProblems): ConfigDraft {
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (document.errors.length > 0) {
+    for (const problem of document.errors) {
+      const line = text.slice(0, problem.pos[0]).split("\n").length;
+      problems.add(source, `line ${line}: ${problem.message.split("\n")[0]}`);
+    }
+    return {};
   }
+  return collectAgentConfig(document.toJS(), environment, problems);
+}
+
+function collectAgentConfig(raw: unknown, environment: ConfigEnvironment, problems: ConfigProblems): ConfigDraft {
+  const root = section(raw ?? {}, "(config)", ROOT_FIELDS, problems);
+  if (root === undefined) return {};
+  const field = problems.field.bind(problems);
+  const firewall = section(root.firewall ?? {}, "firewall", ["backend"], problems);
+  const config: ConfigDraft = {
+    hostId: field(() => (root.hostId === undefined ? defaultHostId(environment) : hostId(root.hostId, "hostId"))),
+    management: management(root.management, problems),
+    hypervisor: hypervisor(root.hypervisor, problems),
+    network: network(root.network, problems),
+    stateDir: field(() => (root.stateDir === undefined ? CONFIG_DEFAULTS.stateDir : absolutePath(root.stateDir, "stateDir"))),
+    logLevel: field(() => oneOf(root.logLevel ?? CONFIG_DEFAULTS.logLevel, "logLevel", LOG_LEVELS)),
+    metrics: field(() => metrics(root.metrics, problems)),
+    statusSocket: field(() => socketPath(root.statusSocket ?? CONFIG_DEFAULTS.statusSocket, "statusSocket")),
+    reconcileSeconds: field(() =>
+      root.reconcileSeconds === undefined
+        ? CONFIG_DEFAULTS.reconcileSeconds
+        : integer(root.reconcileSeconds, "reconcileSeconds", 1, 86_400),
+    ),
+  };
+  if (firewall !== undefined) {
+    const backend = field(() => oneOf(firewall.backend ?? CONFIG_DEFAULTS.firewallBackend, "firewall.backend", FIREWALL_BACKENDS));
+    if (backend !== undefined) config.firewall = { backend };
+  }
+  if (root.netns !== undefined) config.netns = field(() => namespaceName(root.netns, "netns"));
   return config;
 }
 
-function management(input: unknown): ManagementConfig {
-  if (input === undefined) throw new InvalidArgumentError("management", "required: at least management.servers");
-  const raw = object(input, "management", [
-    "servers",
-    "caFile",
-    "certFile",
-    "keyFile",
-    "tokenFile",
-    "token",
-    "insecure",
-    "heartbeatSeconds",
-    "timeoutSeconds",
-  ]);
-  const insecure = raw.insecure === undefined ? CONFIG_DEFAULTS.insecure : boolean(raw.insecure, "management.insecure");
-  if (!Array.isArray(raw.servers) || raw.servers.length === 0) {
-    throw new InvalidArgumentError("management.servers", "expected a non-empty list of ws:// or wss:// URLs");
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+const FIREWALL_BACKENDS = ["auto", "nft", "xtables"] as const;
+const MANAGEMENT_FIELDS = [
+  "servers",
+  "caFile",
+  "certFile",
+  "keyFile",
+  "tokenFile",
+  "token",
+  "insecure",
+  "heartbeatSeconds",
+  "timeoutSeconds",
+] as const;
+
+function management(input: unknown, problems: ConfigProblems): Partial<ManagementConfig> | undefined {
+  if (input === undefined) {
+    problems.add("management", "required: at least management.servers");
+    return undefined;
   }
-  const servers = raw.servers.map((server, index) => serverUrl(server, `management.servers[${index}]`, insecure));
-  const config: ManagementConfig = {
-    servers,
+  const raw = section(input, "management", MANAGEMENT_FIELDS, problems);
+  if (raw === undefined) return undefined;
+  const field = problems.field.bind(problems);
+  const insecure = field(() => (raw.insecure === undefined ? CONFIG_DEFAULTS.insecure : boolean(raw.insecure, "management.insecure")));
+  const config: Partial<ManagementConfig> = {
     insecure,
-    heartbeatSeconds:
+    heartbeatSeconds: field(() =>
       raw.heartbeatSeconds === undefined
         ? CONFIG_DEFAULTS.heartbeatSeconds
         : integer(raw.heartbeatSeconds, "management.heartbeatSeconds", 1, 3600),
-    timeoutSeconds:
+    ),
+    timeoutSeconds: field(() =>
       raw.timeoutSeconds === undefined
         ? CONFIG_DEFAULTS.timeoutSeconds
         : integer(raw.timeoutSeconds, "management.timeoutSeconds", 2, 86_400),
+    ),
   };
-  if (config.timeoutSeconds <= config.heartbeatSeconds) {
-    throw new InvalidArgumentError(
+  if (!Array.isArray(raw.servers) || raw.servers.length === 0) {
+    problems.add("management.servers", "expected a non-empty list of ws:// or wss:// URLs");
+  } else {
+    // An unreadable `insecure` is its own problem: do not add a plain-text one on top of it.
+    const servers = raw.servers.map((server, index) => field(() => serverUrl(server, `management.servers[${index}]`, insecure ?? true)));
+    if (servers.every((server) => server !== undefined)) config.servers = servers as string[];
+  }
+  const { heartbeatSeconds, timeoutSeconds } = config;
+  if (heartbeatSeconds !== undefined && timeoutSeconds !== undefined && timeoutSeconds <= heartbeatSeconds) {
+    problems.add(
       "management.timeoutSeconds",
-      `${config.timeoutSeconds} must be greater than management.heartbeatSeconds (${config.heartbeatSeconds}), or every connection looks dead`,
+      `${timeoutSeconds} must be greater than management.heartbeatSeconds (${heartbeatSeconds}), or every connection looks dead`,
     );
   }
+  let pathProblem = false;
   for (const key of ["caFile", "certFile", "keyFile", "tokenFile"] as const) {
-    if (raw[key] !== undefined) config[key] = absolutePath(raw[key], `management.${key}`);
+    if (raw[key] === undefined) continue;
+    config[key] = field(() => absolutePath(raw[key], `management.${key}`));
+    pathProblem ||= config[key] === undefined;
   }
-  if (raw.token !== undefined) {
-    if (typeof raw.token !== "string" || raw.token.trim() === "")
-      throw new InvalidArgumentError("management.token", "expected a non-empty string");
-    config.token = raw.token;
-  }
-  if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
-    throw new InvalidArgumentError(
-      config.certFile === undefined ? "management.certFile" : "management.keyFile",
+  if (raw.token !== undefined) config.token = field(() => nonEmptyString(raw.token, "management.token"));
+  credentialProblems(raw, config, problems);
+  if (!pathProblem) tlsProblems(raw.servers, config, problems);
+  return config;
+}
+
+/** Which credentials go together (raw: what the file names, so a bad path is not also "missing"). */
+function credentialProblems(raw: Raw, config: Partial<ManagementConfig>, problems: ConfigProblems): void {
+  if ((raw.certFile === undefined) !== (raw.keyFile === undefined)) {
+    problems.add(
+      raw.certFile === undefined ? "management.certFile" : "management.keyFile",
       "certFile and keyFile go together (mutual TLS)",
     );
   }
-  if (config.token !== undefined && config.tokenFile !== undefined) {
-    throw new InvalidArgumentError("management.token", "set either token or tokenFile, not both (tokenFile is preferred)");
+  if (raw.token !== undefined && raw.tokenFile !== undefined) {
+    problems.add("management.token", "set either token or tokenFile, not both (tokenFile is preferred)");
   }
-  if (config.certFile === undefined && config.token === undefined && config.tokenFile === undefined) {
-    throw new InvalidArgumentError("management", "no credentials: set tokenFile (or token), or certFile and keyFile for mutual TLS");
+  if (raw.certFile === undefined && raw.token === undefined && raw.tokenFile === undefined) {
+    problems.add("management", "no credentials: set tokenFile (or token), or certFile and keyFile for mutual TLS");
   }
-  return config;
+  if (config.token !== undefined && !HEADER_SAFE.test(config.token)) problems.add("management.token", TOKEN_CHARACTERS);
+}
+
+/**
+ * TLS rules the channel applies only when it connects (src/channel/connection-options.ts), here
+ * at load: a `wss://` server is verified against the pinned `caFile` and nothing else (the
+ * system's CAs are a choice the operator makes by pointing `caFile` at them), and a client
+ * certificate is only ever presented over `wss://`.
+ */
+function tlsProblems(servers: unknown, config: Partial<ManagementConfig>, problems: ConfigProblems): void {
+  if (!Array.isArray(servers)) return;
+  const secure = servers.flatMap((server, index) =>
+    typeof server === "string" && server.toLowerCase().startsWith("wss:") ? [`management.servers[${index}]`] : [],
+  );
+  if (secure.length > 0 && config.caFile === undefined) {
+    problems.add(
+      "management.caFile",
+      `required for wss:// servers (${secure.join(", ")}): the agent trusts only the CA pinned here; to trust the system's CAs, set it to /etc/ssl/certs/ca-certificates.crt`,
+    );
+  }
+  if (secure.length === 0 && config.certFile !== undefined) {
+    problems.add("management.certFile", "a client certificate is presented over wss:// only, and every server here is ws://");
+  }
 }
 
 function serverUrl(input: unknown, field: string, insecure: boolean): string {
@@ -227,64 +310,75 @@ function serverUrl(input: unknown, field: string, insecure: boolean): string {
   return url.href;
 }
 
-function hypervisor(input: unknown): HypervisorConfig {
-  const raw = object(input ?? {}, "hypervisor", ["kind", "uri", "domainType", "xapi"]);
-  const kind = oneOf(raw.kind ?? CONFIG_DEFAULTS.hypervisorKind, "hypervisor.kind", ["kvm", "xenserver"] as const);
+function hypervisor(input: unknown, problems: ConfigProblems): HypervisorConfig | undefined {
+  const raw = section(input ?? {}, "hypervisor", ["kind", "uri", "domainType", "xapi"], problems);
+  if (raw === undefined) return undefined;
+  const field = problems.field.bind(problems);
+  const kind = field(() => oneOf(raw.kind ?? CONFIG_DEFAULTS.hypervisorKind, "hypervisor.kind", ["kvm", "xenserver"] as const));
+  if (kind === undefined) return undefined;
   if (kind === "kvm") {
-    if (raw.xapi !== undefined) throw new InvalidArgumentError("hypervisor.xapi", "only for hypervisor.kind: xenserver");
-    const domainType = oneOf(raw.domainType ?? CONFIG_DEFAULTS.domainType, "hypervisor.domainType", ["kvm", "qemu"] as const);
-    if (raw.uri === undefined) return { kind, uri: CONFIG_DEFAULTS.libvirtUri, domainType };
-    if (typeof raw.uri !== "string" || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(raw.uri)) {
-      throw new InvalidArgumentError("hypervisor.uri", `${JSON.stringify(raw.uri)} is not a libvirt URI (e.g. qemu:///system)`);
-    }
-    return { kind, uri: raw.uri, domainType };
+    if (raw.xapi !== undefined) problems.add("hypervisor.xapi", "only for hypervisor.kind: xenserver");
+    const domainType = field(() => oneOf(raw.domainType ?? CONFIG_DEFAULTS.domainType, "hypervisor.domainType", ["kvm", "qemu"] as const));
+    const uri = field(() => libvirtUri(raw.uri));
+    return domainType === undefined || uri === undefined ? undefined : { kind, uri, domainType };
   }
-  if (raw.domainType !== undefined) throw new InvalidArgumentError("hypervisor.domainType", "only for hypervisor.kind: kvm");
-  if (raw.uri !== undefined)
-    throw new InvalidArgumentError("hypervisor.uri", "only for hypervisor.kind: kvm (XenServer uses hypervisor.xapi)");
-  if (raw.xapi === undefined)
-    throw new InvalidArgumentError("hypervisor.xapi", "required for hypervisor.kind: xenserver (url, passwordFile)");
-  const xapi = object(raw.xapi, "hypervisor.xapi", ["url", "username", "passwordFile", "allowSelfSigned"]);
-  if (xapi.url === undefined) throw new InvalidArgumentError("hypervisor.xapi.url", "required, e.g. https://xenserver-1.example");
-  let url: URL;
-  try {
-    url = new URL(String(xapi.url));
-  } catch {
-    throw new InvalidArgumentError("hypervisor.xapi.url", `${JSON.stringify(xapi.url)} is not a URL`);
+  if (raw.domainType !== undefined) problems.add("hypervisor.domainType", "only for hypervisor.kind: kvm");
+  if (raw.uri !== undefined) problems.add("hypervisor.uri", "only for hypervisor.kind: kvm (XenServer uses hypervisor.xapi)");
+  if (raw.xapi === undefined) {
+    problems.add("hypervisor.xapi", "required for hypervisor.kind: xenserver (url, passwordFile)");
+    return undefined;
   }
-  if (typeof xapi.url !== "string" || (url.protocol !== "https:" && url.protocol !== "http:")) {
-    throw new InvalidArgumentError("hypervisor.xapi.url", `${JSON.stringify(xapi.url)}: expected https:// (or http://)`);
-  }
-  if (xapi.passwordFile === undefined)
-    throw new InvalidArgumentError("hypervisor.xapi.passwordFile", "required: a file holding the XAPI password");
-  const username = xapi.username ?? CONFIG_DEFAULTS.xapiUsername;
-  if (typeof username !== "string" || username === "")
-    throw new InvalidArgumentError("hypervisor.xapi.username", "expected a non-empty string");
-  return {
-    kind,
-    xapi: {
-      url: url.href,
-      username,
-      passwordFile: absolutePath(xapi.passwordFile, "hypervisor.xapi.passwordFile"),
-      allowSelfSigned:
-        xapi.allowSelfSigned === undefined
-          ? CONFIG_DEFAULTS.allowSelfSigned
-          : boolean(xapi.allowSelfSigned, "hypervisor.xapi.allowSelfSigned"),
-    },
-  };
+  const xapi = section(raw.xapi, "hypervisor.xapi", ["url", "username", "passwordFile", "allowSelfSigned"], problems);
+  if (xapi === undefined) return undefined;
+  const url = field(() => xapiUrl(xapi.url));
+  const passwordFile = field(() => {
+    if (xapi.passwordFile === undefined)
+      throw new InvalidArgumentError("hypervisor.xapi.passwordFile", "required: a file holding the XAPI password");
+    return absolutePath(xapi.passwordFile, "hypervisor.xapi.passwordFile");
+  });
+  const username = field(() => nonEmptyString(xapi.username ?? CONFIG_DEFAULTS.xapiUsername, "hypervisor.xapi.username"));
+  const allowSelfSigned = field(() =>
+    xapi.allowSelfSigned === undefined ? CONFIG_DEFAULTS.allowSelfSigned : boolean(xapi.allowSelfSigned, "hypervisor.xapi.allowSelfSigned"),
+  );
+  if (url === undefined || passwordFile === undefined || username === undefined || allowSelfSigned === undefined) return undefined;
+  return { kind, xapi: { url, username, passwordFile, allowSelfSigned } };
 }
 
-function network(input: unknown): AgentConfig["network"] {
-  const raw = object(input ?? {}, "network", ["uplink", "mtu"]);
+function libvirtUri(input: unknown): string {
+  if (input === undefined) return CONFIG_DEFAULTS.libvirtUri;
+  if (typeof input !== "string" || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(input)) {
+    throw new InvalidArgumentError("hypervisor.uri", `${JSON.stringify(input)} is not a libvirt URI (e.g. qemu:///system)`);
+  }
+  return input;
+}
+
+function xapiUrl(input: unknown): string {
+  const field = "hypervisor.xapi.url";
+  if (input === undefined) throw new InvalidArgumentError(field, "required, e.g. https://xenserver-1.example");
+  let url: URL;
+  try {
+    url = new URL(String(input));
+  } catch {
+    throw new InvalidArgumentError(field, `${JSON.stringify(input)} is not a URL`);
+  }
+  if (typeof input !== "string" || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(input)}: expected https:// (or http://)`);
+  }
+  return url.href;
+}
+
+function network(input: unknown, problems: ConfigProblems): AgentConfig["network"] | undefined {
+  const raw = section(input ?? {}, "network", ["uplink", "mtu"], problems);
+  if (raw === undefined) return undefined;
   const config: AgentConfig["network"] = {};
-  if (raw.uplink !== undefined) config.uplink = parseInterfaceName(raw.uplink, "network.uplink");
-  if (raw.mtu !== undefined) config.mtu = integer(raw.mtu, "network.mtu", 1280, 65_535);
+  if (raw.uplink !== undefined) config.uplink = problems.field(() => parseInterfaceName(raw.uplink, "network.uplink"));
+  if (raw.mtu !== undefined) config.mtu = problems.field(() => integer(raw.mtu, "network.mtu", 1280, 65_535));
   return config;
 }
 
-function metrics(input: unknown): AgentConfig["metrics"] {
-  const raw = object(input ?? {}, "metrics", ["listen"]);
-  if (raw.listen === undefined) return {};
+function metrics(input: unknown, problems: ConfigProblems): AgentConfig["metrics"] {
+  const raw = section(input ?? {}, "metrics", ["listen"], problems);
+  if (raw?.listen === undefined) return {};
   const field = "metrics.listen";
   if (typeof raw.listen !== "string") throw new InvalidArgumentError(field, `expected host:port, got ${typeName(raw.listen)}`);
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(raw.listen);
@@ -298,70 +392,4 @@ function metrics(input: unknown): AgentConfig["metrics"] {
 function defaultHostId(environment: ConfigEnvironment): string {
   if (environment.machineId !== undefined && /^[0-9a-f]{32}$/.test(environment.machineId)) return environment.machineId;
   return hostId(environment.hostname, "hostId (default from the hostname)");
-}
-
-function hostId(input: unknown, field: string): string {
-  if (typeof input !== "string" || !/^[A-Za-z0-9_.:-]{1,128}$/.test(input)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(input)}: expected 1–128 characters of letters, digits, '_', '.', ':', '-'`);
-  }
-  return input;
-}
-
-function namespaceName(input: unknown, field: string): string {
-  if (typeof input !== "string" || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(input)) {
-    throw new InvalidArgumentError(
-      field,
-      `${JSON.stringify(input)}: expected a network namespace name (letters, digits, '_', '.', '-'; up to 64)`,
-    );
-  }
-  return input;
-}
-
-function object(input: unknown, field: string, known: readonly string[]): Raw {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new InvalidArgumentError(field, `expected a mapping, got ${typeName(input)}`);
-  }
-  for (const key of Object.keys(input)) {
-    if (!known.includes(key)) {
-      const prefix = field === "(config)" ? "" : `${field}.`;
-      const hint = known.find((candidate) => candidate.toLowerCase() === key.toLowerCase().replaceAll(/[-_]/g, ""));
-      throw new InvalidArgumentError(
-        `${prefix}${key}`,
-        `unknown field${hint ? ` (did you mean ${hint}?)` : ""}; known: ${known.join(", ")}`,
-      );
-    }
-  }
-  return input as Raw;
-}
-
-function oneOf<T extends string>(input: unknown, field: string, choices: readonly T[]): T {
-  if (typeof input !== "string" || !(choices as readonly string[]).includes(input)) {
-    throw new InvalidArgumentError(field, `${JSON.stringify(input)}: expected one of ${choices.join(", ")}`);
-  }
-  return input as T;
-}
-
-function boolean(input: unknown, field: string): boolean {
-  if (typeof input !== "boolean") throw new InvalidArgumentError(field, `expected true or false, got ${JSON.stringify(input)}`);
-  return input;
-}
-
-function integer(input: unknown, field: string, min: number, max: number): number {
-  if (typeof input !== "number" || !Number.isInteger(input) || input < min || input > max) {
-    throw new InvalidArgumentError(field, `expected an integer from ${min} to ${max}, got ${JSON.stringify(input)}`);
-  }
-  return input;
-}
-
-function absolutePath(input: unknown, field: string): string {
-  if (typeof input !== "string" || !isAbsolute(input) || input.includes("\0")) {
-    throw new InvalidArgumentError(field, `expected an absolute path, got ${JSON.stringify(input)}`);
-  }
-  return input;
-}
-
-function typeName(input: unknown): string {
-  if (input === null) return "null";
-  if (Array.isArray(input)) return "a list";
-  return typeof input;
 }

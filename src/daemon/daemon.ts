@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -7,6 +6,7 @@ import { commandHandler } from "../agent/dispatch.js";
 import { AgentChannel, ResultStore } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
+import { channelSecurity } from "./channel-security.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
 import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
@@ -61,7 +61,6 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
 
   const management = config.management;
-  const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
   const handler = commandHandler(agent, () =>
     diagnoseWith(
       parts,
@@ -73,17 +72,8 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   const facts = await parts.backend.hypervisor.facts();
   channel = new AgentChannel({
     servers: management.servers,
-    ...(management.caFile === undefined
-      ? {}
-      : {
-          tls: {
-            ca: readFileSync(management.caFile),
-            cert: management.certFile === undefined ? undefined : readFileSync(management.certFile),
-            key: management.keyFile === undefined ? undefined : readFileSync(management.keyFile),
-          },
-        }),
-    token,
-    allowInsecure: management.insecure,
+    // The same security loadAgentConfig checked the server URLs against.
+    ...channelSecurity(management),
     journal,
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },

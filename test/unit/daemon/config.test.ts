@@ -1,14 +1,18 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/daemon/config.js";
+import { AgentChannel, checkServerUrl } from "../../../src/channel/index.js";
+import { channelSecurity } from "../../../src/daemon/channel-security.js";
+import { ConfigError, loadAgentConfig, parseAgentConfig, parseAgentConfigText } from "../../../src/daemon/config.js";
 import { configReferenceMarkdown } from "../../../src/daemon/config-reference.js";
-import { InvalidArgumentError } from "../../../src/errors.js";
+import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
 
 const environment = { machineId: "0123456789abcdef0123456789abcdef", hostname: "kvm-host-7" };
-const minimal = { management: { servers: ["wss://mgmt.example:8443/agent"], tokenFile: "/etc/v6agent/token" } };
+const minimal = {
+  management: { servers: ["wss://mgmt.example:8443/agent"], caFile: "/etc/v6agent/ca.pem", tokenFile: "/etc/v6agent/token" },
+};
 
 /** The config `minimal` with `patch` merged in at `section` (or the root). */
 function withField(section: string | undefined, patch: Record<string, unknown>): Record<string, unknown> {
@@ -17,17 +21,25 @@ function withField(section: string | undefined, patch: Record<string, unknown>):
   return { ...minimal, [section]: { ...base, ...patch } };
 }
 
-/** Expects parse to fail with an InvalidArgumentError naming `field`, message matching `message`. */
-function expectRefused(raw: unknown, field: string, message: RegExp) {
+/** The ConfigError parsing `raw` throws. */
+function refusal(raw: unknown): ConfigError {
   let caught: unknown;
   try {
     parseAgentConfig(raw, environment);
   } catch (error) {
     caught = error;
   }
-  expect(caught).toBeInstanceOf(InvalidArgumentError);
-  expect((caught as InvalidArgumentError).field).toBe(field);
-  expect((caught as InvalidArgumentError).message).toMatch(message);
+  expect(caught).toBeInstanceOf(ConfigError);
+  return caught as ConfigError;
+}
+
+/** Expects parse to fail with exactly one problem, naming `field`, its message matching `message`. */
+function expectRefused(raw: unknown, field: string, message: RegExp) {
+  const error = refusal(raw);
+  expect(error.problems.map((problem) => problem.field)).toEqual([field]);
+  expect(error.field).toBe(field);
+  expect(error.message).toMatch(message);
+  expect(error.message.startsWith(`${field}: `)).toBe(true);
 }
 
 describe("parseAgentConfig: defaults", () => {
@@ -36,6 +48,7 @@ describe("parseAgentConfig: defaults", () => {
       hostId: "0123456789abcdef0123456789abcdef",
       management: {
         servers: ["wss://mgmt.example:8443/agent"],
+        caFile: "/etc/v6agent/ca.pem",
         tokenFile: "/etc/v6agent/token",
         insecure: false,
         heartbeatSeconds: 15,
@@ -47,6 +60,7 @@ describe("parseAgentConfig: defaults", () => {
       stateDir: "/var/lib/v6agent",
       logLevel: "info",
       metrics: {},
+      statusSocket: "/run/v6agent/status.sock",
       reconcileSeconds: 60,
     });
   });
@@ -128,7 +142,7 @@ describe("parseAgentConfig: every error names its field", () => {
   });
 
   it("management credentials", () => {
-    expectRefused({ management: { servers: ["wss://a.example"] } }, "management", /no credentials/);
+    expectRefused({ management: { servers: ["wss://a.example"], caFile: "/ca.pem" } }, "management", /no credentials/);
     expectRefused(withField("management", { token: "abc" }), "management.token", /either token or tokenFile/);
     expectRefused(withField("management", { certFile: "/etc/v6agent/agent.pem" }), "management.keyFile", /go together/);
     expectRefused(withField("management", { caFile: "ca.pem" }), "management.caFile", /absolute path/);
@@ -164,7 +178,7 @@ describe("parseAgentConfig: every error names its field", () => {
   it("hypervisor sections that do not belong to the kind", () => {
     expectRefused({ ...minimal, hypervisor: { kind: "kvm", xapi: {} } }, "hypervisor.xapi", /only for hypervisor.kind: xenserver/);
     expectRefused(
-      { ...minimal, hypervisor: { kind: "xenserver", uri: "qemu:///system" } },
+      { ...minimal, hypervisor: { kind: "xenserver", uri: "qemu:///system", xapi: { url: "https://x", passwordFile: "/p" } } },
       "hypervisor.uri",
       /only for hypervisor.kind: kvm/,
     );
@@ -238,18 +252,141 @@ describe("packaging and docs", () => {
   });
 });
 
+describe("parseAgentConfig: every mistake in one run", () => {
+  it("reports each bad field of a file once, in file order, and still parses the good ones", () => {
+    const error = refusal({
+      hostId: "bad host",
+      management: { servers: ["wss://a.example", "http://b.example"], heartbeatSeconds: 0, tokenFile: "token" },
+      hypervisor: { kind: "kvm", uri: "qemu system" },
+      firewall: { backend: "iptables" },
+      logLevel: "loud",
+      stateDr: "/x",
+    });
+    expect(error.problems.map((problem) => problem.field)).toEqual([
+      "stateDr",
+      "hostId",
+      "management.heartbeatSeconds",
+      "management.servers[1]",
+      "management.tokenFile",
+      "hypervisor.uri",
+      "logLevel",
+      "firewall.backend",
+    ]);
+    expect(error.message.split("\n")[0]).toBe("8 problems:");
+    expect(error.message).toContain('\n  management.servers[1]: "http://b.example": expected wss:// (or ws://), got http://');
+    // A bad path is its own problem, not also a missing caFile on top of it.
+    expect(error.message).not.toContain("management.caFile");
+  });
+
+  it("does not report what follows from another mistake (a section that is no mapping, an unreadable insecure)", () => {
+    expect(refusal({ management: "wss://a.example" }).problems.map((problem) => problem.field)).toEqual(["management"]);
+    expect(
+      refusal(withField("management", { servers: ["ws://192.0.2.1"], insecure: "yes" })).problems.map((problem) => problem.field),
+    ).toEqual(["management.insecure"]);
+  });
+
+  it("a YAML file with several syntax errors names each line", () => {
+    expect(() => parseAgentConfigText("a: [1\nb: {2\n", environment, "c.yaml")).toThrow(/problems in c\.yaml:\n {2}c\.yaml: line \d+: /);
+  });
+});
+
+describe("parseAgentConfig: TLS rules the channel would apply only when it connects", () => {
+  it("wss:// needs the pinned caFile, naming the servers that need it", () => {
+    expectRefused(
+      { management: { servers: ["ws://127.0.0.1:9", "wss://a.example"], tokenFile: "/t" } },
+      "management.caFile",
+      /required for wss:\/\/ servers \(management.servers\[1\]\).*\/etc\/ssl\/certs\/ca-certificates\.crt/,
+    );
+  });
+
+  it("a client certificate with only ws:// servers would never be presented", () => {
+    expectRefused(
+      { management: { servers: ["ws://127.0.0.1:9"], certFile: "/c.pem", keyFile: "/c.key" } },
+      "management.certFile",
+      /presented over wss:\/\/ only/,
+    );
+  });
+
+  it("an inline token must fit an HTTP header", () => {
+    expectRefused(withField("management", { tokenFile: undefined, token: "two words" }), "management.token", /one line of visible ASCII/);
+  });
+
+  it("the status socket path fits sun_path", () => {
+    expect(parseAgentConfig({ ...minimal, statusSocket: "/tmp/s.sock" }, environment).statusSocket).toBe("/tmp/s.sock");
+    expectRefused({ ...minimal, statusSocket: `/${"x".repeat(107)}` }, "statusSocket", /108 bytes long; .* at most 107/);
+    expectRefused({ ...minimal, statusSocket: "run/s.sock" }, "statusSocket", /absolute path/);
+  });
+});
+
 describe("loadAgentConfig", () => {
+  let tls: TlsMaterial;
+  let dir: string;
+  beforeAll(async () => {
+    tls = makeTlsMaterial();
+    dir = await mkdtemp(join(tmpdir(), "v6agent-config-"));
+  });
+  afterAll(async () => {
+    tls?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Writes the files and a config naming them; returns the config's path. */
+  async function configWith(files: Record<string, string>, management: Record<string, unknown>): Promise<string> {
+    const sub = await mkdtemp(join(dir, "case-"));
+    for (const [name, content] of Object.entries(files)) await writeFile(join(sub, name), content);
+    const resolved = Object.fromEntries(
+      Object.entries(management).map(([key, value]) => [key, key.endsWith("File") ? join(sub, value as string) : value]),
+    );
+    const path = join(sub, "config.yaml");
+    await writeFile(path, stringify({ management: { servers: ["wss://a.example"], ...resolved } }));
+    return path;
+  }
+
   it("names a referenced file that is not readable, and the config file itself when missing", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "v6agent-config-"));
-    try {
-      const path = join(dir, "config.yaml");
-      await writeFile(path, stringify({ management: { servers: ["wss://a.example"], tokenFile: join(dir, "token") } }));
-      await expect(loadAgentConfig(path)).rejects.toThrow(/^management.tokenFile: .*token is not readable \(ENOENT\)/);
-      await writeFile(join(dir, "token"), "secret\n");
-      expect((await loadAgentConfig(path)).management.tokenFile).toBe(join(dir, "token"));
-      await expect(loadAgentConfig(join(dir, "missing.yaml"))).rejects.toThrow(/missing.yaml: cannot read the configuration file/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const path = await configWith({ "ca.pem": tls.ca }, { caFile: "ca.pem", tokenFile: "token" });
+    await expect(loadAgentConfig(path)).rejects.toThrow(/^management.tokenFile: .*token is not readable \(ENOENT\)/);
+    await writeFile(join(path, "..", "token"), "secret\n");
+    expect((await loadAgentConfig(path)).management.tokenFile).toBe(join(path, "..", "token"));
+    await expect(loadAgentConfig(join(dir, "missing.yaml"))).rejects.toThrow(/missing.yaml: cannot read the configuration file/);
+  });
+
+  it("reports every unusable file in one run: a directory, an empty token, garbage for a CA, a key of another certificate", async () => {
+    const path = await configWith(
+      { token: "  \n", "ca.pem": "not a certificate\n", "agent.pem": tls.clientCert, "agent.key": tls.host2Key },
+      { caFile: "ca.pem", tokenFile: "token", certFile: "agent.pem", keyFile: "agent.key" },
+    );
+    const error = (await loadAgentConfig(path).catch((caught: unknown) => caught)) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.problems).toEqual([
+      { field: "management.tokenFile", message: expect.stringMatching(/token is empty$/) },
+      { field: "management.caFile", message: expect.stringMatching(/ca\.pem holds no PEM certificate/) },
+      { field: "management.keyFile", message: expect.stringMatching(/agent\.key is not the private key of .*agent\.pem$/) },
+    ]);
+    expect(error.message).toMatch(/^3 problems in .*config\.yaml:\n/);
+    const directory = await configWith({}, { caFile: ".", tokenFile: "." });
+    expect(((await loadAgentConfig(directory).catch((caught: unknown) => caught)) as ConfigError).problems).toEqual([
+      { field: "management.caFile", message: expect.stringMatching(/is not a regular file$/) },
+      { field: "management.tokenFile", message: expect.stringMatching(/is not a regular file$/) },
+    ]);
+  });
+
+  it("a token file of two lines would make the channel throw in the middle of a reconnect: refused at load", async () => {
+    const path = await configWith({ "ca.pem": tls.ca, token: "abc\ndef\n" }, { caFile: "ca.pem", tokenFile: "token" });
+    await expect(loadAgentConfig(path)).rejects.toThrow(/^management.tokenFile: .*token: the token must be one line of visible ASCII/);
+  });
+
+  it("accepts good TLS material, and what it accepts the daemon's channel accepts too", async () => {
+    const path = await configWith(
+      { "ca.pem": tls.ca, token: "secret\n", "agent.pem": tls.clientCert, "agent.key": tls.clientKey },
+      { caFile: "ca.pem", tokenFile: "token", certFile: "agent.pem", keyFile: "agent.key" },
+    );
+    const config = await loadAgentConfig(path);
+    const security = channelSecurity(config.management);
+    expect(security.token).toBe("secret");
+    expect(() => checkServerUrl(config.management.servers[0] as string, security, "servers[0]")).not.toThrow();
+    expect(
+      () =>
+        new AgentChannel({ servers: config.management.servers, ...security, hello: async () => ({}) as never, handle: async () => ({}) }),
+    ).not.toThrow();
   });
 });
