@@ -64,7 +64,7 @@ export class Connection {
     socket.on("unexpected-response", (_request, response) => {
       // The reference server puts its reason in the status text ("client certificate refused: …").
       const text = response.statusMessage === undefined || response.statusMessage === "" ? "" : ` ${response.statusMessage}`;
-      this.terminate(`server refused the connection: HTTP ${response.statusCode}${text}`);
+      this.terminate(refusal(response.statusCode ?? 0, text, security));
     });
     socket.on("error", (error: Error & { code?: string }) => this.setReason(describeError(error, security, this.opened)));
     socket.on("close", (code) => {
@@ -117,6 +117,14 @@ export class Connection {
       if (this.socket.readyState === WebSocket.OPEN) this.socket.ping();
     }, this.liveness.pingIntervalMs);
   }
+}
+
+/** An HTTP refusal of the upgrade, saying which credential it concerns where the status says (401: the token). */
+function refusal(status: number, text: string, security: ConnectionSecurity): string {
+  if (status !== 401) return `server refused the connection: HTTP ${status}${text}`;
+  return security.token === undefined
+    ? `server refused the connection: HTTP 401${text} (this agent sent no token: management.tokenFile)`
+    : `server refused the token: HTTP 401${text}`;
 }
 
 /**

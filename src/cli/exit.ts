@@ -6,12 +6,22 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 /** Not implemented, or refused by the host (e.g. a XenServer host on Open vSwitch). */
 export const EXIT_NOT_IMPLEMENTED = 3;
+/** `v6agent status`: no daemon answers on the status socket (LSB's "program is not running"). */
+export const EXIT_NOT_RUNNING = 3;
+/** `v6agent run --check`: the host is not as the agent would leave it; a start would change what it lists. */
+export const EXIT_WOULD_CHANGE = 4;
 /** `v6agent run` could not load its configuration (EX_CONFIG of sysexits.h). */
 export const EXIT_CONFIG = 78;
 
-/** Thrown by a command that finished but must exit with a particular non-zero code (diag's worst status). */
+/**
+ * Thrown by a command that finished but must exit with a particular non-zero code (diag's worst
+ * status), or that failed with `error` and a code of its own (an invalid configuration: 78).
+ */
 export class CliExit extends Error {
-  constructor(readonly exitCode: number) {
+  constructor(
+    readonly exitCode: number,
+    readonly error?: unknown,
+  ) {
     super(`exit ${exitCode}`);
     this.name = "CliExit";
   }

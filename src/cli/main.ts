@@ -6,6 +6,7 @@ import type { MgmtCommandOptions } from "../mgmt/cli.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
 import type { DiagCommandOptions } from "./diag.js";
+import { printError, wantsJson } from "./error-output.js";
 import { CliExit, EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_IMPLEMENTED, EXIT_USAGE } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
 import type { LabCommandOptions } from "./lab.js";
@@ -30,9 +31,7 @@ export function buildProgram(): Command {
       (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
       // A configuration the daemon cannot load exits with its own code: restarting cannot fix it.
       const config = await loadAgentConfig(options.config).catch((error: unknown) => {
-        if (!(error instanceof V6Error)) throw error;
-        process.stderr.write(`v6agent: ${error.message}\n`);
-        throw new CliExit(EXIT_CONFIG);
+        throw error instanceof V6Error ? new CliExit(EXIT_CONFIG, error) : error;
       });
       const { runDaemon } = await import("../daemon/daemon.js");
       const code = await runDaemon(options.config, config);
@@ -115,20 +114,24 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Every command's errors come as JSON on stdout too when its output would (`--json`).
+  const json = wantsJson(argv.slice(2));
   try {
     await buildProgram().parseAsync(argv as string[], { from: "node" });
     return 0;
   } catch (error) {
-    if (error instanceof CliExit) return error.exitCode;
+    if (error instanceof CliExit) {
+      if (error.error !== undefined) printError(error.error, json);
+      return error.exitCode;
+    }
     if (error instanceof CommanderError) {
       // Help and version are "errors" under exitOverride; commander already printed them.
-      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+      if (error.exitCode === 0) return 0;
+      printError(error, json);
+      return EXIT_USAGE;
     }
-    if (error instanceof V6Error) {
-      process.stderr.write(`v6agent: ${error.message}\n`);
-      return error.code === "not_implemented" ? EXIT_NOT_IMPLEMENTED : EXIT_FAILURE;
-    }
-    process.stderr.write(`v6agent: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    printError(error, json);
+    if (error instanceof V6Error) return error.code === "not_implemented" ? EXIT_NOT_IMPLEMENTED : EXIT_FAILURE;
     return EXIT_FAILURE;
   }
 }

@@ -104,8 +104,12 @@ describe.skipIf(skip)("channel TLS: pinned CA, mutual TLS, bearer token", () => 
 
   it("a token server refuses a missing or wrong bearer token with 401 and accepts the right one", async () => {
     const { server, url } = await serve({ tls: { cert: pki.serverCert, key: pki.serverKey }, tokens: ["s3cret-token"] });
-    expect(await attempt({ servers: [url], tls: { ca: pki.ca } })).toMatch(/HTTP 401/);
-    expect(await attempt({ servers: [url], tls: { ca: pki.ca }, token: "wrong-token!" })).toMatch(/HTTP 401/);
+    expect(await attempt({ servers: [url], tls: { ca: pki.ca } })).toBe(
+      "server refused the connection: HTTP 401 Unauthorized (this agent sent no token: management.tokenFile)",
+    );
+    expect(await attempt({ servers: [url], tls: { ca: pki.ca }, token: "wrong-token!" })).toBe(
+      "server refused the token: HTTP 401 Unauthorized",
+    );
     expect(server.agents()).toEqual([]);
     const { channel } = makeAgent({ servers: [url], tls: { ca: pki.ca }, token: "s3cret-token" });
     cleanups.push(() => channel.stop());
