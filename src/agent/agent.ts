@@ -22,6 +22,7 @@ import {
 import { GuestPorts } from "./guest-ports.js";
 import { type DeployVmInput, type EnsureNetworkInput, type NicInput, networkSpec } from "./inputs.js";
 import type { PendingPort } from "./plan.js";
+import { observedRun, type ReconcileRun } from "./reconcile-run.js";
 import { ReportTracker } from "./report-tracker.js";
 import { syncState } from "./sync-state.js";
 import { allVifReports, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
@@ -38,6 +39,8 @@ export interface AgentDependencies {
   report: (report: VifReport) => void;
   /** Called at each named step of a command, so crash tests can kill the daemon there (`src/daemon/failpoint.ts`). */
   failpoint?: (name: string) => void;
+  /** Told of every full reconcile, with its duration and outcome (the daemon's `v6agent status`). */
+  reconciled?: (run: ReconcileRun) => void;
 }
 
 export interface ReconcileSummary {
@@ -112,7 +115,7 @@ export class Agent {
       return Promise.resolve({ firewall: NOTHING_CHANGED, vms: 0, protectedPorts: 0, reports: [] });
     }
     // Alone: a nic.plug finishing between listVms and the firewall apply would lose its chain.
-    return this.vmLocks.runExclusive(() => this.reconcileAll());
+    return this.vmLocks.runExclusive(() => observedRun(() => this.reconcileAll(), this.deps.reconciled));
   }
 
   private async reconcileAll(): Promise<ReconcileSummary> {
