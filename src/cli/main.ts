@@ -10,6 +10,7 @@ import { printError, wantsJson } from "./error-output.js";
 import { CliExit, EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_IMPLEMENTED, EXIT_USAGE } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
 import type { LabCommandOptions } from "./lab.js";
+import type { StatusCommandOptions } from "./status.js";
 
 // Each command imports its own modules when it runs: `v6agent run` is a long-lived daemon on
 // every host, and the management server, lab and diag code it never runs would otherwise stay in
@@ -26,7 +27,13 @@ export function buildProgram(): Command {
     .command("run")
     .description("run the agent daemon on this hypervisor host")
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
-    .action(async (options: { config: string }) => {
+    .option("--check", "validate the config and print what a start would change on this host; apply nothing (exit 0 nothing, 4 something)")
+    .option("--json", "with --check: print machine-readable JSON (errors too)")
+    .action(async (options: { config: string; check?: boolean; json?: boolean }) => {
+      if (options.check) {
+        await (await import("./run-check.js")).runCheck(options.config, options);
+        return;
+      }
       // Before the daemon's modules load: their loading is the first burst the settings are for.
       (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
       // A configuration the daemon cannot load exits with its own code: restarting cannot fix it.
@@ -55,6 +62,7 @@ export function buildProgram(): Command {
     .option("--forget-after <seconds>", "forget a host disconnected for this long", "3600")
     .option("--insecure", "allow plain ws:// on a non-loopback address")
     .option("--allow-remote-api", "allow the HTTP API on a non-loopback address")
+    .option("--json", "print a refusal of the options as JSON too (its output lines are JSON already)")
     .action(async (options: MgmtCommandOptions) => (await import("../mgmt/cli.js")).runMgmt(options));
 
   program
@@ -63,6 +71,14 @@ export function buildProgram(): Command {
     .option("-c, --config <file>", `agent configuration (default ${DEFAULT_CONFIG_PATH} when it exists)`)
     .option("--json", "print machine-readable JSON")
     .action(async (options: DiagCommandOptions) => (await import("./diag.js")).runDiag(options));
+
+  program
+    .command("status")
+    .description("ask the running daemon how it is: connection, networks, ports, drops, last reconcile (needs root)")
+    .option("-c, --config <file>", `agent configuration, for its statusSocket (default ${DEFAULT_CONFIG_PATH} when it exists)`)
+    .option("--socket <path>", "the daemon's status socket (instead of the configuration's statusSocket)")
+    .option("--json", "print machine-readable JSON")
+    .action(async (options: StatusCommandOptions) => (await import("./status.js")).runStatus(options));
 
   const lab = program
     .command("lab")

@@ -8,11 +8,13 @@ import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { channelSecurity } from "./channel-security.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
-import { diagnoseWith } from "./diagnose.js";
+import { DaemonStatus } from "./daemon-status.js";
+import { diagnoseWith, hypervisorProbe } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
 import { buildAgentParts } from "./parts.js";
 import { lockStateDir } from "./state-lock.js";
+import { serveStatus } from "./status-socket.js";
 
 /**
  * After an orderly stop the process must end even if a library still holds a handle (seen: the
@@ -42,10 +44,31 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   // journal ends the start with its path and reason.
   const journal = new ResultStore({ path: join(config.stateDir, "channel-journal.json"), logger: logger.child({ component: "channel" }) });
   const parts = await buildAgentParts(config, logger);
-  const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
+  // Ports and drops are read from the firewall when scraped or asked (src/daemon/port-coverage.ts).
+  const vifs = () => agent.inventory().vifs;
+  const counters = () => parts.firewall.counters();
+  const prometheus =
+    config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics({ vifs, counters }, logger);
   const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
-  const agent = new Agent({
+  const status: DaemonStatus = new DaemonStatus({
+    hostId: config.hostId,
+    configPath,
+    hypervisor: hypervisorProbe(config.hypervisor, parts.backend.hypervisor, false).target,
+    firewall: parts.firewall.backend,
+    servers: config.management.servers,
+    networks: () =>
+      agent.state.networks.map((network) => ({
+        networkId: network.networkId,
+        prefix: network.network.cidr,
+        bridge: network.bridge,
+        vlan: network.vlan,
+      })),
+    vifs,
+    stateProblem: () => agent.stateProblem,
+    counters,
+  });
+  const agent: Agent = new Agent({
     backend: parts.backend,
     firewall: parts.firewall,
     failpoint,
@@ -54,10 +77,15 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },
+    reconciled: status.reconciled,
+  });
+  // Up while the host converges, so `v6agent status` can say so; the daemon runs on without it.
+  const statusServer = await serveStatus(config.statusSocket, () => status.report(), logger).catch((error: unknown) => {
+    logger.error({ err: error, path: config.statusSocket }, "v6agent status will not answer: the status socket could not be served");
+    return undefined;
   });
 
   const summary = await agent.start();
-  metrics.setProtectedPorts(summary.protectedPorts);
   logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
 
   const management = config.management;
@@ -111,9 +139,11 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       }
     }) as typeof handler,
   });
+  status.watch(channel);
   channel.on("connected", () => metrics.setConnected(true));
   channel.on("disconnected", () => metrics.setConnected(false));
   channel.start();
+  status.phase = "running";
 
   let metricsServer: Server | undefined;
   if (prometheus !== undefined && config.metrics.listen !== undefined) {
@@ -122,13 +152,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   }
 
   const periodic = setInterval(() => {
-    agent
-      .reconcile()
-      .then(async (result) => {
-        metrics.setProtectedPorts(result.protectedPorts);
-        metrics.setDrops?.(await parts.firewall.counters());
-      })
-      .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
+    agent.reconcile().catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
   }, config.reconcileSeconds * 1000);
 
   return new Promise<number>((resolve) => {
@@ -151,12 +175,14 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
     process.on("SIGTERM", () => {
       if (stopping) return;
       stopping = true;
+      status.phase = "stopping";
       logger.info("stopping: finishing in-flight commands");
       clearInterval(periodic);
       (channel as AgentChannel)
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
+        .then(() => statusServer?.close())
         .then(() => unlock())
         .then(
           () => {

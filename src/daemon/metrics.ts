@@ -1,14 +1,27 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { VifReport } from "../agent/vif-report.js";
 import { dropReasons, type PortCounters } from "../firewall/model.js";
+import type { Logger } from "../log.js";
 import type { MetricsSink } from "./metrics-sink.js";
+import { type PortCoverage, portCoverage } from "./port-coverage.js";
+
+/** What the metrics read at scrape time: the agent's guest ports and the firewall's live counters. */
+export interface MetricsSource {
+  vifs(): readonly VifReport[];
+  counters(): Promise<PortCounters[]>;
+}
 
 /**
- * Optional Prometheus metrics (issue 6): commands by method and outcome, their durations,
- * protected ports, firewall drops by reason, and the management connection's state.
+ * Optional Prometheus metrics (issue 6, issue 19): commands by method and outcome, their
+ * durations, and the management connection's state, recorded as they happen; guest ports with
+ * and without live rules and the firewall's drop counters per port, VM and reason, read from
+ * the firewall when scraped, so they are right after every change, not after the next reconcile.
  */
 export class AgentMetrics implements MetricsSink {
   readonly registry = new Registry();
+  /** The firewall read of the scrape under way: every collect callback of one scrape shares it. */
+  private scrape: Promise<PortCoverage | undefined> | undefined;
   private readonly commands = new Counter({
     name: "v6agent_commands_total",
     help: "Commands executed, by method and outcome (ok or an error code)",
@@ -22,44 +35,98 @@ export class AgentMetrics implements MetricsSink {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  private readonly ports = new Gauge({
-    name: "v6agent_ports_protected",
-    help: "Guest ports with rules in place",
-    registers: [this.registry],
-  });
-  private readonly drops = new Gauge({
-    name: "v6agent_firewall_drops_packets",
-    help: "Packets dropped at guest ports, by reason (from the firewall's counters)",
-    labelNames: ["reason"] as const,
-    registers: [this.registry],
-  });
   private readonly connected = new Gauge({
     name: "v6agent_management_connected",
     help: "1 while the agent holds a registered connection to a management server",
     registers: [this.registry],
   });
+  private readonly readErrors = new Counter({
+    name: "v6agent_firewall_read_errors_total",
+    help: "Scrapes for which the firewall's counters could not be read (the port metrics are then absent)",
+    registers: [this.registry],
+    // Read after this scrape's firewall read, which counts its own failure.
+    collect: async () => void (await this.coverage()),
+  });
+
+  constructor(
+    private readonly source: MetricsSource,
+    private readonly logger?: Logger,
+  ) {
+    const metrics = this;
+    new Gauge({
+      name: "v6agent_ports_protected",
+      help: "Guest ports the agent knows whose rules the firewall holds now",
+      registers: [this.registry],
+      async collect() {
+        this.set((await metrics.coverage())?.protected.length ?? 0);
+      },
+    });
+    new Gauge({
+      name: "v6agent_ports_unprotected",
+      help: "Guest ports the agent knows whose rules the firewall does not hold (see v6agent status)",
+      registers: [this.registry],
+      async collect() {
+        this.set((await metrics.coverage())?.unprotected.length ?? 0);
+      },
+    });
+    new Counter({
+      name: "v6agent_port_drops_packets_total",
+      help: "Packets dropped, per device (guest port, or uplink for rogueRouter), its VM and reason; a series appears with its first drop",
+      labelNames: ["port", "vm", "reason"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const drop of (await metrics.coverage())?.drops ?? []) {
+          this.inc({ port: drop.port, vm: drop.vm ?? "", reason: drop.reason }, drop.packets);
+        }
+      },
+    });
+    new Counter({
+      name: "v6agent_drops_packets_total",
+      help: "Packets dropped at this host's guest ports and uplinks, by reason (the sum of the per-port counters)",
+      labelNames: ["reason"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const drops = (await metrics.coverage())?.drops ?? [];
+        for (const reason of dropReasons) {
+          this.inc(
+            { reason },
+            drops.filter((drop) => drop.reason === reason).reduce((sum, drop) => sum + drop.packets, 0),
+          );
+        }
+      },
+    });
+  }
 
   observeCommand(method: string, outcome: string, seconds: number): void {
     this.commands.inc({ method, outcome });
     this.durations.observe({ method }, seconds);
   }
 
-  setProtectedPorts(count: number): void {
-    this.ports.set(count);
-  }
-
   setConnected(connected: boolean): void {
     this.connected.set(connected ? 1 : 0);
   }
 
-  /** Replaces the drop gauges with the sums of the firewall's per-port counters. */
-  setDrops(counters: readonly PortCounters[]): void {
-    for (const reason of dropReasons) {
-      this.drops.set(
-        { reason },
-        counters.reduce((sum, port) => sum + port[reason].packets, 0),
+  /** The metrics text; the port metrics come from one firewall read made now. */
+  async text(): Promise<string> {
+    this.scrape = undefined;
+    return this.registry.metrics();
+  }
+
+  /** The ports and drops of this scrape (one firewall read for every collect callback of it). */
+  private coverage(): Promise<PortCoverage | undefined> {
+    if (this.scrape === undefined) {
+      this.scrape = this.source.counters().then(
+        (counters) => portCoverage(this.source.vifs(), counters),
+        (error: unknown) => {
+          this.readErrors.inc();
+          this.logger?.warn({ err: error }, "metrics: the firewall's counters could not be read");
+          return undefined;
+        },
       );
     }
+    return this.scrape;
   }
 
   /** Serves /metrics on `host:port` (loopback by default in the config). */
@@ -69,7 +136,7 @@ export class AgentMetrics implements MetricsSink {
         response.writeHead(404).end();
         return;
       }
-      this.registry.metrics().then(
+      this.text().then(
         (text) => response.writeHead(200, { "Content-Type": this.registry.contentType }).end(text),
         (error: unknown) => response.writeHead(500).end(String(error)),
       );

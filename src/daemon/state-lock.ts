@@ -60,6 +60,13 @@ export async function lockStateDir(stateDir: string): Promise<() => Promise<void
   throw new V6Error("conflict", `could not take ${path}: another v6agent keeps taking it`, { field: "stateDir" });
 }
 
+/** The daemon holding the state directory's lock, if one is alive; reads only (`v6agent run --check`). */
+export async function lockHolder(stateDir: string): Promise<{ pid: number } | undefined> {
+  const owner = await readOwner(join(stateDir, "v6agent.lock"));
+  if (owner === undefined || owner.startTime === "" || startTimeOf(owner.pid) !== owner.startTime) return undefined;
+  return { pid: owner.pid };
+}
+
 async function readOwner(path: string): Promise<LockOwner | undefined> {
   try {
     const raw = JSON.parse(await readFile(path, "utf8")) as Partial<LockOwner>;
