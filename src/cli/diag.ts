@@ -5,7 +5,7 @@ import { type AgentParts, buildAgentParts } from "../daemon/parts.js";
 import { exitCodeFor } from "../diag/check.js";
 import { diagnose, formatDiagReport } from "../diag/diagnose.js";
 import { createLogger } from "../log.js";
-import { CliExit } from "./exit.js";
+import { CliExit, endSoon } from "./exit.js";
 
 export interface DiagCommandOptions {
   config?: string;
@@ -34,7 +34,7 @@ export async function runDiag(options: DiagCommandOptions): Promise<void> {
       () => desired,
       { backend: parts.backend.hypervisor, connect: true },
       () => parts.store.unusable(),
-    );
+    ).finally(endSoon);
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);
   const code = exitCodeFor(report.worst);

@@ -26,3 +26,13 @@ export class CliExit extends Error {
     this.name = "CliExit";
   }
 }
+
+/**
+ * For a one-shot command that connected to a hypervisor: ends the process a second after the
+ * command is done (with the exit code cli.ts sets) even if a library still holds a handle. The
+ * XenServer client's `event.from` long poll can outlive its close() (the daemon's stop works
+ * around the same); the timer is unref'd, so a process with nothing left exits at once.
+ */
+export function endSoon(): void {
+  setTimeout(() => process.exit(), 1_000).unref();
+}
