@@ -3,6 +3,7 @@ import { hostView } from "../agent/host-view.js";
 import { type DiagReport, fail } from "../diag/check.js";
 import type { HypervisorProbe } from "../diag/hypervisor.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
+import { channelSecurity } from "./channel-security.js";
 import type { HypervisorConfig } from "./config.js";
 import type { AgentParts } from "./parts.js";
 
@@ -35,6 +36,7 @@ export async function diagnoseWith(
       caFile: management.caFile,
       certFile: management.certFile,
       keyFile: management.keyFile,
+      token: channelSecurity(management).token,
     })),
     agentChecks: async () => {
       const probe =
@@ -45,12 +47,19 @@ export async function diagnoseWith(
       const state = desired();
       const view = hostView(state, probe?.vms ?? [], parts.backend.guestPortPatterns);
       const networks = state.networks.map((network) => ({ ...network, prefix: network.network.cidr }));
-      const result = await agentChecks({ ...view, networks, firewall: parts.firewall, netns: config.netns });
+      const rulesLive = (await ownRules(parts.firewall.backend, config.netns)).length > 0;
+      const result = await agentChecks({ ...view, networks, firewall: parts.firewall, rulesLive, netns: config.netns });
       const problem = stateProblem();
       const stateCheck = problem === undefined ? [] : [fail("agent.state", problem, STATE_FIX)];
       return { checks: [...(probe === undefined ? [] : [probe.check]), ...stateCheck, ...result.checks], vifs: result.vifs };
     },
   });
+}
+
+/** This backend's own rules wherever they are, found the way the other backend finds them. */
+async function ownRules(backend: "nft" | "xtables", netns: string | undefined): Promise<string[]> {
+  if (backend === "nft") return (await import("../firewall/nft/leftovers.js")).nftLeftovers(netns);
+  return (await import("../firewall/xtables/leftovers.js")).xtablesLeftovers(netns);
 }
 
 const STATE_FIX =

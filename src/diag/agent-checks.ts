@@ -1,6 +1,6 @@
 import { dropPackets, type Firewall, type FirewallState, type GuestPort } from "../firewall/model.js";
 import { bridgeChecks } from "./bridges.js";
-import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow } from "./check.js";
+import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow, warn } from "./check.js";
 import { type DeviceRole, sysctlChecks } from "./sysctl.js";
 
 /**
@@ -16,11 +16,17 @@ export interface AgentCheckInputs {
   /** Every VIF as the agent would report it. */
   vifs: readonly DiagVif[];
   firewall: Firewall;
+  /**
+   * Whether any rule of this backend is live at all (undefined: not known). None means the agent
+   * never ran here (or its rules were removed), which the ruleset check says instead of "edited".
+   */
+  rulesLive?: boolean | undefined;
   /** The namespace holding the host side (config `netns`). */
   netns?: string | undefined;
 }
 
 const RECONCILE = "restart the agent (systemctl restart v6agent): its reconcile rewrites the rules";
+const FIRST_START = "start the agent (systemctl start v6agent): it writes its rules before it says hello";
 
 /**
  * Desired versus live: what the agent's next reconcile would change, found without changing it.
@@ -111,6 +117,12 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
         "firewall.ruleset",
         `live ${inputs.firewall.backend} rules are exactly the desired ones (${plan.bridges.length} bridge(s), ${plan.ports.length} port(s))`,
       ),
+    );
+  } else if (inputs.rulesLive === false) {
+    const message = `not yet applied: no ${inputs.firewall.backend} rules of this agent are live (the agent has not run on this host yet, or its rules were removed)`;
+    // Nothing desired yet: nothing is unprotected, the host only waits for its first start.
+    checks.push(
+      plan.bridges.length === 0 ? warn("firewall.ruleset", message, FIRST_START) : fail("firewall.ruleset", message, FIRST_START),
     );
   } else if (!firewallFailed) {
     checks.push(

@@ -2,6 +2,9 @@ import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { type PeerCertificate, type TLSSocket, connect as tlsConnect } from "node:tls";
+import WebSocket from "ws";
+import { type ConnectionSecurity, clientOptions } from "../channel/connection-options.js";
+import { SUBPROTOCOL } from "../protocol/index.js";
 import { type CheckResult, fail, ok, warn } from "./check.js";
 import { withTimeout } from "./timeout.js";
 
@@ -10,6 +13,8 @@ export interface MgmtTarget {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /** The bearer token the agent presents (read from management.tokenFile by the caller). */
+  token?: string;
 }
 
 const TIMEOUT_MS = 5000;
@@ -17,9 +22,10 @@ const EXPIRY_WARN_DAYS = 14;
 const SKEW_WARN_SECONDS = 30;
 
 /**
- * Can this host reach its management server? DNS, TCP, the TLS chain against the pinned CA,
- * certificate expiry, and clock skew from the server's HTTP Date header (TLS fails in confusing
- * ways when clocks disagree). Runs without the daemon.
+ * Can this host reach its management server, and will it be let in? DNS, TCP, the TLS chain
+ * against the pinned CA, certificate expiry, clock skew from the server's HTTP Date header (TLS
+ * fails in confusing ways when clocks disagree), and the agent's credentials: the WebSocket
+ * upgrade the daemon makes, with its token and client certificate. Runs without the daemon.
  */
 export async function mgmtChecks(target: MgmtTarget, now: Date = new Date()): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -93,7 +99,72 @@ export async function mgmtChecks(target: MgmtTarget, now: Date = new Date()): Pr
   }
   results.push(await clockSkew(label, host, stream, now));
   stream.destroy();
+  results.push(await authCheck(label, target));
   return results;
+}
+
+const AUTH_FIX = {
+  token:
+    "the server must know this host's token: management.tokenFile here, and on the server its sha256 and this hostId (v6agent mgmt --host-tokens)",
+  certificate:
+    "the server must accept this host's client certificate (management.certFile: signed by its client CA, not expired, extendedKeyUsage clientAuth)",
+  other: "check that management.servers names the agents' endpoint of a v6agent management server",
+};
+
+/**
+ * The upgrade request the daemon's channel makes (its own client options: token, client
+ * certificate, the pinned CA), closed as soon as the server accepts it. No agent.hello is sent:
+ * diag must never stand in for the host at the server. So a hostId the credentials do not name
+ * is found by the daemon's hello, not here (`v6agent status` shows that refusal).
+ */
+async function authCheck(label: string, target: MgmtTarget): Promise<CheckResult> {
+  const name = `mgmt.auth.${label}`;
+  const ca = target.caFile === undefined ? undefined : readFileSync(target.caFile);
+  const security: ConnectionSecurity = { token: target.token, allowInsecure: true };
+  if (ca !== undefined) {
+    security.tls = {
+      ca,
+      cert: target.certFile === undefined ? undefined : readFileSync(target.certFile),
+      key: target.keyFile === undefined ? undefined : readFileSync(target.keyFile),
+    };
+  }
+  const presented = [target.token === undefined ? "" : "its token", security.tls?.cert === undefined ? "" : "its client certificate"]
+    .filter(Boolean)
+    .join(" and ");
+  const outcome = await new Promise<{ status?: number; text?: string; error?: string }>((resolve) => {
+    const socket = new WebSocket(
+      target.url,
+      SUBPROTOCOL,
+      clientOptions(security, { maxPayload: 1024 * 1024, handshakeTimeoutMs: TIMEOUT_MS }),
+    );
+    socket.on("open", () => {
+      socket.close(1000, "diag: credentials checked");
+      resolve({ status: 101 });
+    });
+    socket.on("unexpected-response", (_request, response) => {
+      resolve({ status: response.statusCode, text: response.statusMessage });
+      socket.terminate();
+    });
+    socket.on("error", (error) => resolve({ error: error.message }));
+  });
+  if (outcome.status === 101) return ok(name, `the server accepted this agent's credentials (${presented || "none: it asks for none"})`);
+  const status = `HTTP ${outcome.status}${outcome.text ? ` ${outcome.text}` : ""}`;
+  if (outcome.status === 401) {
+    return fail(
+      name,
+      target.token === undefined
+        ? `the server asks for a token and this agent has none: ${status}`
+        : `the server refused the token: ${status}`,
+      AUTH_FIX.token,
+    );
+  }
+  if (outcome.status === 403) return fail(name, `the server refused this agent: ${status}`, AUTH_FIX.certificate);
+  if (outcome.status !== undefined) return fail(name, `the server answered the agent's upgrade with ${status}`, AUTH_FIX.other);
+  return fail(
+    name,
+    `the upgrade failed: ${outcome.error}${security.tls?.cert === undefined ? "" : " (a refused client certificate can look like this)"}`,
+    security.tls?.cert === undefined ? AUTH_FIX.other : AUTH_FIX.certificate,
+  );
 }
 
 function certificateChecks(label: string, tls: TLSSocket, now: Date): CheckResult[] {

@@ -1,6 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -13,6 +11,7 @@ import { run } from "../../../src/exec.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
 import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../../src/log.js";
+import { ManagementServer } from "../../../src/mgmt/index.js";
 import { type Netns, withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 
@@ -37,16 +36,6 @@ function check(report: DiagReport, name: string) {
   const found = report.checks.find((candidate) => candidate.name === name);
   if (found === undefined) throw new Error(`no check ${name} in ${report.checks.map((c) => c.name).join(", ")}`);
   return found;
-}
-
-/** A stand-in management server: plain HTTP on loopback answering like a WebSocket endpoint. */
-async function fakeManagementEndpoint(): Promise<{ server: Server; url: string }> {
-  const server = createServer((_request, response) => {
-    response.writeHead(426);
-    response.end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v6agent` };
 }
 
 /** Runs the agent's own convergence once (what `v6agent run` does before hello) and stops. */
@@ -117,7 +106,9 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         ]);
       }
       const sim = await startXapiSimulator({ dom0: new NetnsDom0({ dom0: host.name }) });
-      const mgmt = await fakeManagementEndpoint();
+      // The reference server, which checks the agent's token at the upgrade (diag's mgmt.auth).
+      const mgmt = new ManagementServer({ tokens: ["diag-test-token"] });
+      const { url: mgmtUrl } = await mgmt.start();
       const dir = mkdtempSync(join(tmpdir(), "v6diag-"));
       try {
         writeFileSync(join(dir, "xapi-password"), "xenroot\n");
@@ -128,7 +119,7 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
           [
             "hostId: diag-test-host",
             "management:",
-            `  servers: ["${mgmt.url}"]`,
+            `  servers: ["${mgmtUrl}"]`,
             `  tokenFile: ${join(dir, "token")}`,
             "hypervisor:",
             "  kind: xenserver",
@@ -150,6 +141,38 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         const vmB = sim.seed.vm({ nameLabel: "guest-b", domainType: "pvh" });
         sim.seed.vif({ vm: vmA.ref, network, device: "0", mac: MAC_A });
         sim.seed.vif({ vm: vmB.ref, network, device: "0", mac: MAC_B });
+
+        // Before the agent's first start: not yet applied (a warning), not "edited by hand?".
+        const fresh = await diag(configPath, true);
+        const first = JSON.parse(fresh.stdout) as DiagReport;
+        expect(check(first, "firewall.ruleset")).toEqual({
+          name: "firewall.ruleset",
+          status: "warn",
+          message: `not yet applied: no ${backend} rules of this agent are live (the agent has not run on this host yet, or its rules were removed)`,
+          fix: "start the agent (systemctl start v6agent): it writes its rules before it says hello",
+        });
+        expect(first.checks.filter((c) => c.status === "fail")).toEqual([]);
+        expect(check(first, `mgmt.auth.${new URL(mgmtUrl).host}`)).toMatchObject({
+          status: "ok",
+          message: "the server accepted this agent's credentials (its token)",
+        });
+        // A token the server does not know: the daemon would be refused forever; diag says so.
+        const wrongToken = join(dir, "wrong-token.yaml");
+        writeFileSync(join(dir, "other-token"), "not-the-lab-token\n");
+        writeFileSync(
+          wrongToken,
+          readFileSync(configPath, "utf8").replace(`tokenFile: ${join(dir, "token")}`, `tokenFile: ${join(dir, "other-token")}`),
+        );
+        const refused = JSON.parse((await diag(wrongToken, true)).stdout) as DiagReport;
+        expect(check(refused, `mgmt.auth.${new URL(mgmtUrl).host}`)).toMatchObject({
+          status: "fail",
+          message: "the server refused the token: HTTP 401 Unauthorized",
+          fix: expect.stringMatching(/management\.tokenFile/),
+        });
+        expect(refused.worst).toBe("fail");
+        // diag never says hello: the server has not seen this host.
+        expect(mgmt.agents()).toEqual([]);
+
         await converge(configPath, async (agent, hypervisor) => {
           await agent.ensureNetwork({ networkId: "net-diag", network: parseIpv6Network("2001:db8:d1a9::/64", "prefix") });
           await hypervisor.startVm(vmA.uuid);
@@ -177,7 +200,8 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         expect(check(before, "firewall.ruleset").message).toBe(
           `live ${backend} rules are exactly the desired ones (1 bridge(s), 2 port(s))`,
         );
-        expect(check(before, `mgmt.tcp.${new URL(mgmt.url).host}`).status).toBe("ok");
+        expect(check(before, `mgmt.tcp.${new URL(mgmtUrl).host}`).status).toBe("ok");
+        expect(check(before, `mgmt.auth.${new URL(mgmtUrl).host}`).status).toBe("ok");
         expect(before.vifs?.map((row) => [row.mac, row.device, row.rulesPresent])).toEqual([
           [MAC_A, portA, true],
           [MAC_B, portB, true],
@@ -248,7 +272,7 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         expect(check(after, "firewall.ruleset").status).toBe("ok");
       } finally {
         await sim.close();
-        await new Promise((resolve) => mgmt.server.close(resolve));
+        await mgmt.stop();
         rmSync(dir, { recursive: true, force: true });
       }
     });

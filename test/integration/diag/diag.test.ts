@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { run } from "../../../src/exec.js";
 import { KvmHypervisor } from "../../../src/hypervisor/kvm/kvm-hypervisor.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
 import { startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
+import { ManagementServer, tokenHash } from "../../../src/mgmt/index.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
@@ -234,6 +236,51 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       const checks = await mgmtChecks({ url: expiredUrl, caFile: join(pki.dir, "ca.pem") });
       expect(checks.find((c) => c.name.startsWith("mgmt.tls."))?.message).toMatch(/expired/i);
       expect(checks.find((c) => c.name.startsWith("mgmt.cert-expiry."))?.status).toBe("fail");
+    });
+
+    it("checks the agent's credentials with the upgrade the daemon makes: a known token, an unknown one, a missing client certificate", async () => {
+      const tokens = new Map([[tokenHash("host-17-token"), "host-17"]]);
+      const mgmt = new ManagementServer({ tls: { cert: pki.serverCert, key: pki.serverKey }, hostTokens: tokens });
+      const mutual = new ManagementServer({ tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca } });
+      try {
+        const { url: tokenUrl } = await mgmt.start();
+        const { url: mutualUrl } = await mutual.start();
+        const caFile = join(pki.dir, "ca.pem");
+        const auth = async (target: Parameters<typeof mgmtChecks>[0]) =>
+          (await mgmtChecks(target)).find((check) => check.name.startsWith("mgmt.auth."));
+        expect(await auth({ url: tokenUrl, caFile, token: "host-17-token" })).toEqual({
+          name: `mgmt.auth.${new URL(tokenUrl).host}`,
+          status: "ok",
+          message: "the server accepted this agent's credentials (its token)",
+        });
+        expect(await auth({ url: tokenUrl, caFile, token: "a-stolen-guess" })).toMatchObject({
+          status: "fail",
+          message: "the server refused the token: HTTP 401 Unauthorized",
+          fix: expect.stringMatching(/--host-tokens/),
+        });
+        expect(await auth({ url: tokenUrl, caFile })).toMatchObject({
+          status: "fail",
+          message: "the server asks for a token and this agent has none: HTTP 401 Unauthorized",
+        });
+        expect(await auth({ url: mutualUrl, caFile })).toMatchObject({
+          status: "fail",
+          message: expect.stringMatching(/^the server refused this agent: HTTP 403 client certificate refused: /),
+          fix: expect.stringMatching(/management\.certFile/),
+        });
+        const clientCert = join(pki.dir, "client.pem");
+        const clientKey = join(pki.dir, "client.key");
+        writeFileSync(clientCert, pki.clientCert);
+        writeFileSync(clientKey, pki.clientKey);
+        expect(await auth({ url: mutualUrl, caFile, certFile: clientCert, keyFile: clientKey })).toMatchObject({
+          status: "ok",
+          message: "the server accepted this agent's credentials (its client certificate)",
+        });
+        // No hello was said: neither server has seen a host.
+        expect([...mgmt.agents(), ...mutual.agents()]).toEqual([]);
+      } finally {
+        await mgmt.stop();
+        await mutual.stop();
+      }
     });
 
     it("fails a closed port and an unresolvable name", async () => {
