@@ -130,6 +130,7 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
     firewall: { backend: "nft" },
     netns: dom0.name,
     stateDir,
+    statusSocket: join(workDir, "status.sock"),
     logLevel: "warn",
   });
   const session = () => sim.db.all("session")[0]?.[0];

@@ -1,3 +1,4 @@
+import { lstatSync, unlinkSync } from "node:fs";
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
@@ -32,10 +33,23 @@ export async function serveStatus(path: string, report: () => Promise<unknown>, 
   });
   await listen(server, path);
   await chmod(path, 0o600);
+  // It never keeps the process alive (a start that fails after this point still ends), and its
+  // file goes with the process, unless another daemon has put its own socket there since.
+  server.unref();
+  const { ino } = await lstat(path);
+  const remove = () => {
+    try {
+      if (lstatSync(path).ino === ino) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  };
+  process.once("exit", remove);
   return {
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await unlink(path).catch(() => undefined);
+      process.off("exit", remove);
+      remove();
     },
   };
 }

@@ -62,6 +62,8 @@ export function agentConfigYaml(fields: {
     "firewall:",
     `  backend: ${fields.backend}`,
     `stateDir: ${JSON.stringify(fields.stateDir)}`,
+    // The lab's own socket, so a lab never takes /run/v6agent/status.sock from a host's agent.
+    `statusSocket: ${JSON.stringify(`${fields.stateDir}/status.sock`)}`,
     "logLevel: info",
     ...(fields.netns === undefined ? [] : [`netns: ${fields.netns}`]),
     "",

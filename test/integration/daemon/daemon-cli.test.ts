@@ -40,6 +40,7 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
     firewall: { backend: "nft" },
     netns: dom0?.name,
     stateDir: join(workDir, `state-${uniqueSuffix()}`),
+    statusSocket: join(workDir, `status-${uniqueSuffix()}.sock`),
     logLevel: "info",
   });
 

@@ -57,6 +57,7 @@ describe.skipIf(skip !== undefined)("v6agent run and its state directory", () =>
         firewall: { backend: "nft" },
         netns: dom0.name,
         stateDir,
+        statusSocket: join(stateDir, "status.sock"),
         logLevel: "info",
       },
       `${hostId}.yaml`,

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CONFIG, EXIT_NOT_IMPLEMENTED } from "../../../src/cli/exit.js";
+import { CONFIG_DEFAULTS } from "../../../src/daemon/config-defaults.js";
 import { run } from "../../../src/exec.js";
 import { startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { serviceEnvironment } from "../../support/agent-daemon.js";
@@ -41,6 +42,12 @@ describe("packaging/v6agent.service", () => {
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(new RegExp(`^RestartPreventExitStatus=${EXIT_NOT_IMPLEMENTED} ${EXIT_CONFIG}$`, "m"));
     expect(unit).toMatch(/^CapabilityBoundingSet=.*CAP_NET_ADMIN/m);
+  });
+
+  it("makes the status socket's directory, root's only, where the config's default statusSocket is", () => {
+    expect(unit).toMatch(/^RuntimeDirectory=v6agent$/m);
+    expect(unit).toMatch(/^RuntimeDirectoryMode=0700$/m);
+    expect(CONFIG_DEFAULTS.statusSocket).toBe("/run/v6agent/status.sock");
   });
 
   it("sets the memory settings node and glibc read only at start, which the benchmarks run with", () => {
@@ -93,7 +100,9 @@ describe("v6agent run's exit codes a restart cannot cure", () => {
   }
 
   it.skipIf(reason)(`an invalid configuration: ${EXIT_CONFIG}, naming the field`, async () => {
-    const { exitCode, stderr } = await runDaemon("management:\n  servers: [ws://192.0.2.1/v6agent]\n  token: t\n");
+    const { exitCode, stderr } = await runDaemon(
+      `management:\n  servers: [ws://192.0.2.1/v6agent]\n  token: t\nstatusSocket: ${join(dir, "s.sock")}\n`,
+    );
     expect(stderr).toMatch(/management\.servers\[0\]: ws:\/\/ to 192\.0\.2\.1 would send commands and tokens in plain text/);
     expect(exitCode).toBe(EXIT_CONFIG);
   });
@@ -122,6 +131,7 @@ describe("v6agent run's exit codes a restart cannot cure", () => {
         "  backend: xtables",
         `netns: ${netns.name}`,
         `stateDir: ${join(dir, "state")}`,
+        `statusSocket: ${join(dir, "status.sock")}`,
         "",
       ].join("\n");
       const { exitCode, stderr } = await runDaemon(config);
