@@ -132,6 +132,9 @@ const COMMANDS = new Map<string, Handling>([
   ["apt-get remove v6agent", { kind: "cannot-run", reason: `${INSTALLS_PACKAGE} and removes it with dpkg --purge` }],
   ["apt-get purge v6agent", { kind: "cannot-run", reason: `${INSTALLS_PACKAGE} and removes it with dpkg --purge` }],
   ["rm -r /etc/v6agent", { kind: "tested-in", test: PACKAGES_TEST }],
+  ["v6agent status", { kind: "tested-in", test: "test/integration/daemon/status.test.ts" }],
+  ["v6agent status --json", { kind: "tested-in", test: "test/integration/daemon/status.test.ts" }],
+  ["v6agent run --check", { kind: "tested-in", test: "test/integration/daemon/run-check.test.ts" }],
   ["v6agent diag --config /etc/v6agent/config.yaml", { kind: "tested-in", test: "test/integration/diag/diag-cli.test.ts" }],
   [
     "v6agent diag --json",

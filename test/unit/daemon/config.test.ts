@@ -246,6 +246,14 @@ describe("packaging and docs", () => {
     );
   });
 
+  it("the several-mistakes example in docs/operators.md is what the parser gives for that file", async () => {
+    const docs = await readFile(new URL("../../../docs/operators.md", import.meta.url), "utf8");
+    const shown = /^v6agent: (3 problems in \/etc\/v6agent\/config\.yaml:\n(?: {2}.*\n)+)/m.exec(docs)?.[1];
+    expect(shown).toBeDefined();
+    const file = stringify({ management: { servers: ["http://mgmt-1.example.net/"], tokenFile: "token" }, logLevel: "loud" });
+    expect(() => parseAgentConfigText(file, environment, "/etc/v6agent/config.yaml")).toThrow((shown as string).trimEnd());
+  });
+
   it("docs/operators.md carries the current configuration reference table", async () => {
     const docs = await readFile(new URL("../../../docs/operators.md", import.meta.url), "utf8");
     expect(docs).toContain(configReferenceMarkdown());
