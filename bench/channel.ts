@@ -14,7 +14,7 @@ import type { ManagementServer } from "../src/mgmt/index.js";
 
 // Each role imports only what it runs, as `v6agent run` does: the agent process loads the
 // channel, never the management server, and tunes V8 for a small RSS from the start
-// (src/agent/v8-memory.ts, done by `v6agent run` before it loads its modules).
+// (src/daemon/v8-memory.ts, done by `v6agent run` before it loads its modules).
 
 const HERE = fileURLToPath(import.meta.url);
 const HOST = "bench-agent";
@@ -34,7 +34,7 @@ function helloFor(hostId: string) {
 
 /** Child role: one agent with a persisted outbox and a no-op handler; answers RSS queries. */
 async function runAgent(url: string, outboxPath: string): Promise<void> {
-  (await import("../src/agent/v8-memory.js")).tuneV8ForDaemon();
+  (await import("../src/daemon/v8-memory.js")).tuneV8ForDaemon();
   const { AgentChannel } = await import("../src/channel/index.js");
   const channel = new AgentChannel({
     servers: [url],

@@ -3,7 +3,7 @@
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { StateStore } from "../src/agent/state-store.js";
+import { StateStore } from "../src/daemon/state-store.js";
 
 interface Port {
   vm: string;

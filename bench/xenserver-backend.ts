@@ -8,7 +8,7 @@
  */
 import type { Mac } from "../src/addressing/index.js";
 import { XenServerHypervisor } from "../src/hypervisor/xenserver/index.js";
-import { startXapiSimulator } from "../test/support/xapi-sim/index.js";
+import { startXapiSimulator } from "../src/lab/xapi-sim/index.js";
 
 const VMS = 50;
 const NICS_PER_VM = 4;

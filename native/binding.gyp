@@ -3,7 +3,7 @@
     {
       "target_name": "v6agent_libvirt",
       "sources": [
-        "src/addon.cc"
+        "src/libvirt.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

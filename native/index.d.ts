@@ -62,7 +62,6 @@ export interface Connection {
   /** virDomainDeviceModifyFlags: 1 live, 2 config (0 current). */
   attachDevice(uuid: string, xml: string, flags?: number): Promise<void>;
   detachDevice(uuid: string, xml: string, flags?: number): Promise<void>;
-  updateDevice(uuid: string, xml: string, flags?: number): Promise<void>;
 }
 
 export interface Addon {

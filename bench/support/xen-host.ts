@@ -15,14 +15,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Mac } from "../../src/addressing/index.js";
 import { type DesiredState, parseDesiredState, SCHEMA_VERSION, withNic } from "../../src/agent/desired-state.js";
-import { StateStore } from "../../src/agent/state-store.js";
+import { StateStore } from "../../src/daemon/state-store.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../src/log.js";
 import { ManagementServer } from "../../src/mgmt/index.js";
 import type { VifReport } from "../../src/protocol/index.js";
 import { type DaemonProcess, serviceEnvironment, startAgentDaemon, writeConfig } from "../../test/support/agent-daemon.js";
 import { uniqueSuffix } from "../../test/support/names.js";
 import { Netns } from "../../test/support/netns.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../test/support/xapi-sim/index.js";
 
 const CONCURRENCY = 8;
 
@@ -133,7 +133,9 @@ export async function startXenBenchHost(): Promise<XenBenchHost> {
     logLevel: "warn",
   });
   const session = () => sim.db.all("session")[0]?.[0];
-  const newVm = (index: number) => sim.seed.vm({ nameLabel: `bench-${index}` });
+  // PVH guests: one dom0 port per VIF. An HVM guest would add its emulated twin tap<domid>.<n>,
+  // which gets the same rules: twice the ports for the same number of VIFs.
+  const newVm = (index: number) => sim.seed.vm({ nameLabel: `bench-${index}`, domainType: "pvh" });
   let agent: DaemonProcess | undefined;
 
   return {

@@ -1,15 +1,16 @@
 import { parseIpv6Network, parseMac, parseMtu, parseNicModel, parseUuid, parseVlanId } from "../addressing/index.js";
 import type { CommandHandler } from "../channel/index.js";
-import type { DiagReport } from "../diag/check.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
-import type { Agent, EnsureNetworkInput, NicInput, ReconcileSummary } from "./agent.js";
+import type { Agent, ReconcileSummary } from "./agent.js";
+import type { EnsureNetworkInput, NicInput } from "./inputs.js";
 
 /**
  * Maps each protocol method to the agent core. The channel has already validated the params
  * against the protocol schema; here they become the addressing module's typed values (a /48
  * is refused with the addressing module's message, naming `params.prefix`).
  */
-export function commandHandler(agent: Agent, diagnose: () => Promise<DiagReport>): CommandHandler {
+/** `diagnose` answers `host.diagnose` (the daemon's diag report; the core does not know its shape). */
+export function commandHandler(agent: Agent, diagnose: () => Promise<unknown>): CommandHandler {
   const handle = async (method: ServerMethod, params: unknown): Promise<unknown> => {
     switch (method) {
       case "network.ensure":

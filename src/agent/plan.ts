@@ -20,11 +20,16 @@ export interface ObservedPort {
   mac: Mac;
   device: InterfaceName;
   bridge: string;
+  /**
+   * The NIC's emulated twin (XenServer HVM: `tap<domid>.<n>` next to `vif<domid>.<n>` until the
+   * guest's PV drivers load): the same rules, but the NIC is reported under its primary device.
+   */
+  emulated?: true;
 }
 
 const RUNNING_STATES = new Set(["running", "paused"]);
 
-/** Every NIC of a running VM that sits on a managed bridge and has a host device. */
+/** Every NIC of a running VM that sits on a managed bridge and has a host device (and its emulated twin). */
 export function observedPorts(desired: DesiredState, vms: readonly VmInfo[]): ObservedPort[] {
   const managed = new Set<string>(desired.networks.map((network) => network.bridge));
   const ports: ObservedPort[] = [];
@@ -33,6 +38,9 @@ export function observedPorts(desired: DesiredState, vms: readonly VmInfo[]): Ob
     for (const nic of vm.nics) {
       if (nic.device === undefined || nic.bridge === undefined || !managed.has(nic.bridge)) continue;
       ports.push({ vmUuid: vm.uuid, mac: nic.mac, device: nic.device, bridge: nic.bridge });
+      if (nic.emulatedDevice !== undefined) {
+        ports.push({ vmUuid: vm.uuid, mac: nic.mac, device: nic.emulatedDevice, bridge: nic.bridge, emulated: true });
+      }
     }
   }
   return ports;

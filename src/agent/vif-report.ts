@@ -34,7 +34,8 @@ export function vifReport(fields: {
  * Reports for every desired NIC and every observed port: the full inventory sent after each
  * (re)connect, and the source of change reports (compare with `sameReport`).
  */
-export function allVifReports(desired: DesiredState, observed: readonly ObservedPort[]): VifReport[] {
+export function allVifReports(desired: DesiredState, observedPorts: readonly ObservedPort[]): VifReport[] {
+  const observed = observedPorts.filter(isReported);
   const byMac = new Map(observed.map((port) => [port.mac as string, port]));
   const reports: VifReport[] = [];
   const seen = new Set<string>();
@@ -62,11 +63,16 @@ export function vmVifReports(
 ): VifReport[] {
   const vm = desired.vms.find((candidate) => candidate.uuid === vmUuid);
   const reports = (vm?.nics ?? []).map((nic) => desiredNicReport(desired, vmUuid, nic, portsByMac.get(nic.mac)));
-  for (const port of observedOfVm) {
+  for (const port of observedOfVm.filter(isReported)) {
     // A port whose MAC some VM's desired NIC claims is reported with that NIC.
     if (findNic(desired, port.mac) === undefined) reports.push(observedPortReport(desired, port));
   }
   return reports;
+}
+
+/** A NIC is reported under its primary device; its emulated twin shares its rules, not its report. */
+export function isReported(port: ObservedPort): boolean {
+  return port.emulated !== true;
 }
 
 /** A desired NIC: protected when its port is observed, detached otherwise. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import WebSocket from "ws";
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 import { V6Error } from "../errors.js";
 import {
   type AgentHeartbeatParams,
@@ -25,7 +26,6 @@ import {
   toRpcError,
   type VifReport,
 } from "../protocol/index.js";
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { CommandScheduler } from "./command-scheduler.js";
 import { type ChannelTls, checkServerUrl, clientOptions } from "./connection-options.js";
 import { defaultResourceKey } from "./resource-key.js";

@@ -1,3 +1,4 @@
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "../backoff.js";
 export {
   AgentChannel,
   type AgentChannelOptions,
@@ -8,7 +9,6 @@ export {
   type CommandContext,
   type CommandHandler,
 } from "./agent-channel.js";
-export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export { CommandScheduler, EXCLUSIVE } from "./command-scheduler.js";
 export { type ChannelTls, checkServerUrl, isLoopbackHost } from "./connection-options.js";
 export { defaultResourceKey } from "./resource-key.js";

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
-import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../agent/config.js";
-import { type AgentParts, buildAgentParts, diagnoseWith } from "../agent/daemon.js";
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../daemon/config.js";
+import { diagnoseWith } from "../daemon/diagnose.js";
+import { type AgentParts, buildAgentParts } from "../daemon/parts.js";
 import { exitCodeFor } from "../diag/check.js";
 import { diagnose, formatDiagReport } from "../diag/diagnose.js";
 import { createLogger } from "../log.js";
@@ -27,7 +28,7 @@ export async function runDiag(options: DiagCommandOptions): Promise<void> {
     const parts: AgentParts = await buildAgentParts(config, logger);
     const desired = await parts.store.load();
     // The hypervisor check connects (libvirt URI or XAPI login) and closes again.
-    report = await diagnoseWith(parts, () => desired, { backend: parts.hypervisor, connect: true });
+    report = await diagnoseWith(parts, () => desired, { backend: parts.backend.hypervisor, connect: true });
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);
   const code = exitCodeFor(report.worst);

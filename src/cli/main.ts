@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { DEFAULT_CONFIG_PATH } from "../agent/config.js";
+import { DEFAULT_CONFIG_PATH } from "../daemon/config.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
 import type { MgmtCommandOptions } from "../mgmt/cli.js";
@@ -32,8 +32,8 @@ export function buildProgram(): Command {
     .option("-c, --config <file>", "configuration file", DEFAULT_CONFIG_PATH)
     .action(async (options: { config: string }) => {
       // Before the daemon's modules load: their loading is the first burst the settings are for.
-      (await import("../agent/v8-memory.js")).tuneV8ForDaemon();
-      const { runDaemon } = await import("../agent/daemon.js");
+      (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
+      const { runDaemon } = await import("../daemon/daemon.js");
       const code = await runDaemon(options.config);
       if (code !== 0) throw new CliExit(code);
     });

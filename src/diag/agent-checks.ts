@@ -1,22 +1,23 @@
-import type { DesiredState } from "../agent/desired-state.js";
-import { observedPorts, planFirewall } from "../agent/plan.js";
-import { allVifReports } from "../agent/vif-report.js";
-import type { Firewall, GuestPort } from "../firewall/model.js";
-import type { VmInfo } from "../hypervisor/hypervisor.js";
+import type { Firewall, FirewallState, GuestPort } from "../firewall/model.js";
 import { bridgeChecks } from "./bridges.js";
-import { type CheckResult, fail, ok, type VifRow } from "./check.js";
-import { type HypervisorProbe, hypervisorCheck } from "./hypervisor.js";
+import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow } from "./check.js";
 import { type DeviceRole, sysctlChecks } from "./sysctl.js";
 
+/**
+ * What the agent checks compare, as plain data from the caller (the daemon computes it from its
+ * desired state and the hypervisor's VMs with the agent core's own planner).
+ */
 export interface AgentCheckInputs {
-  desired: DesiredState;
+  networks: readonly DiagNetwork[];
+  /** The firewall state the agent's next reconcile would write. */
+  plan: FirewallState;
+  /** Guest ports the hypervisor shows on managed bridges. */
+  ports: readonly DiagPort[];
+  /** Every VIF as the agent would report it. */
+  vifs: readonly DiagVif[];
   firewall: Firewall;
-  /** The configured hypervisor; absent when there is none to ask (guest ports are then unknown). */
-  hypervisor?: HypervisorProbe;
   /** The namespace holding the host side (config `netns`). */
-  netns?: string;
-  /** The guest-port patterns the agent gives its bridges (its network provisioner's). */
-  guestPortPatterns?: readonly string[];
+  netns?: string | undefined;
 }
 
 const RECONCILE = "restart the agent (systemctl restart v6agent): its reconcile rewrites the rules";
@@ -28,22 +29,18 @@ const RECONCILE = "restart the agent (systemctl restart v6agent): its reconcile 
  */
 export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: CheckResult[]; vifs: VifRow[] }> {
   const checks: CheckResult[] = [];
-  let vms: VmInfo[] = [];
-  if (inputs.hypervisor !== undefined) {
-    const result = await hypervisorCheck(inputs.hypervisor);
-    await result.close();
-    checks.push(result.check);
-    vms = result.vms;
-  }
-  const observed = observedPorts(inputs.desired, vms);
-  const plan = planFirewall(inputs.desired, observed, [], inputs.guestPortPatterns);
-  checks.push(...(await bridgeChecks(inputs.desired.networks, inputs.netns)));
+  const { plan, ports: observed } = inputs;
+  const emulated = new Set<string>(observed.filter((port) => port.emulated === true).map((port) => port.device));
+  checks.push(...(await bridgeChecks(inputs.networks, inputs.netns)));
   const devices: { device: string; role: DeviceRole }[] = [
-    ...inputs.desired.networks.flatMap((network) => [
+    ...inputs.networks.flatMap((network) => [
       { device: network.bridge as string, role: "bridge" as const },
       ...network.trustedPorts.map((port) => ({ device: port as string, role: "uplink" as const })),
     ]),
-    ...plan.ports.map((port) => ({ device: port.device as string, role: "port" as const })),
+    ...plan.ports.map((port) => ({
+      device: port.device as string,
+      role: emulated.has(port.device) ? ("emulated port" as const) : ("port" as const),
+    })),
   ];
   checks.push(...(await sysctlChecks(devices, inputs.netns)));
   const live = await inputs.firewall.readLive();
@@ -125,7 +122,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
     );
   }
   const counters = new Map((await inputs.firewall.counters()).map((counter) => [counter.device, counter]));
-  const vifs: VifRow[] = allVifReports(inputs.desired, observed).map((report) => {
+  const vifs: VifRow[] = inputs.vifs.map((report) => {
     const counter = report.device === undefined ? undefined : counters.get(report.device);
     return {
       vm: report.vmUuid,

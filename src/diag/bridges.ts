@@ -1,6 +1,5 @@
-import type { DesiredNetwork } from "../agent/desired-state.js";
 import { type IpLink, listLinks } from "../hostnet/index.js";
-import { type CheckResult, fail, ok, warn } from "./check.js";
+import { type CheckResult, type DiagNetwork, fail, ok, warn } from "./check.js";
 import { inNamespace } from "./sysctl.js";
 
 const RESTART = "restart the agent: its reconcile re-provisions managed networks";
@@ -10,14 +9,14 @@ const RESTART = "restart the agent: its reconcile re-provisions managed networks
  * its trusted uplink port (the uplink or its VLAN sub-interface) is on it, with the right tag.
  * Read-only: `ip -json -details link show`, nothing else.
  */
-export async function bridgeChecks(networks: readonly DesiredNetwork[], netns?: string): Promise<CheckResult[]> {
+export async function bridgeChecks(networks: readonly DiagNetwork[], netns?: string): Promise<CheckResult[]> {
   if (networks.length === 0) return [];
   const links = new Map((await listLinks(netns === undefined ? {} : { netns })).map((link) => [link.ifname, link]));
   const results: CheckResult[] = [];
   for (const network of networks) {
     const name = `bridge.${network.bridge}`;
     const bridge = links.get(network.bridge);
-    const label = `network ${network.networkId} (${network.network.cidr}${network.vlan === undefined ? "" : `, VLAN ${network.vlan}`})`;
+    const label = `network ${network.networkId} (${network.prefix}${network.vlan === undefined ? "" : `, VLAN ${network.vlan}`})`;
     if (bridge === undefined) {
       results.push(fail(name, `${label}: bridge ${network.bridge} does not exist`, RESTART));
       continue;
@@ -59,7 +58,7 @@ export async function bridgeChecks(networks: readonly DesiredNetwork[], netns?: 
 function uplinkProblems(
   name: string,
   label: string,
-  network: DesiredNetwork,
+  network: DiagNetwork,
   link: IpLink | undefined,
   port: string,
   netns: string | undefined,

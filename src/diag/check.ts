@@ -51,3 +51,31 @@ export function warn(name: string, message: string, fix: string): CheckResult {
 export function fail(name: string, message: string, fix: string): CheckResult {
   return { name, status: "fail", message, fix };
 }
+
+/** A managed network as diag sees it: plain data from its caller (the daemon's desired state). */
+export interface DiagNetwork {
+  networkId: string;
+  /** The /64, e.g. `2001:db8:1:1::/64`. */
+  prefix: string;
+  vlan?: number | undefined;
+  bridge: string;
+  trustedPorts: readonly string[];
+}
+
+/** A guest port the hypervisor shows on a managed bridge. */
+export interface DiagPort {
+  device: string;
+  vmUuid: string;
+  mac: string;
+  /** An HVM guest's QEMU twin (`tap<domid>.<n>`), which exists only until its PV drivers load. */
+  emulated?: boolean | undefined;
+}
+
+/** One VIF as the agent would report it. */
+export interface DiagVif {
+  vmUuid: string;
+  mac: string;
+  duidLL: string;
+  linkLocal: string;
+  device?: string | undefined;
+}

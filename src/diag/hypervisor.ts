@@ -1,4 +1,3 @@
-import type { HypervisorConfig } from "../agent/config.js";
 import type { Hypervisor, VmInfo } from "../hypervisor/hypervisor.js";
 import { type CheckResult, fail, ok } from "./check.js";
 import { withTimeout } from "./timeout.js";
@@ -13,24 +12,6 @@ export interface HypervisorProbe {
   fix: string;
   /** Connect first (and close after): `v6agent diag`; the daemon's is connected already. */
   connect: boolean;
-}
-
-/** Describes the configured hypervisor connection for `hypervisorCheck`. */
-export function hypervisorProbe(config: HypervisorConfig, backend: Hypervisor, connect: boolean): HypervisorProbe {
-  if (config.kind === "kvm") {
-    return {
-      backend,
-      connect,
-      target: `libvirt ${config.uri}`,
-      fix: `start libvirtd, or fix hypervisor.uri ('virsh -c ${config.uri} list' must work)`,
-    };
-  }
-  return {
-    backend,
-    connect,
-    target: `XAPI ${config.xapi.username}@${config.xapi.url}`,
-    fix: "check hypervisor.xapi.url, username and passwordFile (and allowSelfSigned for a self-signed XAPI)",
-  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { run } from "../exec.js";
 import { uniqueName } from "../lab/names.js";
 import { deleteNamespace } from "../lab/netns.js";
@@ -63,7 +63,28 @@ export async function kernelChecks(options: { needBrNetfilter: boolean }): Promi
         "modprobe br_netfilter if you use firewall.backend: xtables",
       ),
     );
+  results.push(rcuExpeditedCheck());
   return results;
+}
+
+/**
+ * Information, never a warning: the kernel's RCU grace-period mode sets the floor of a firewall
+ * change. With `rcu_expedited` 0 (every distribution's default) a netfilter transaction that
+ * frees rules, and a netlink socket closed after one, waits a normal grace period (milliseconds
+ * on a preemptible kernel); 1 expedites them at a cost to the whole machine. v6agent only reports it.
+ */
+export function rcuExpeditedCheck(path = "/sys/kernel/rcu_expedited"): CheckResult {
+  let value: string;
+  try {
+    value = readFileSync(path, "utf8").trim();
+  } catch {
+    return ok("kernel.rcu_expedited", `${path} is not readable on this kernel (nothing to report)`);
+  }
+  const meaning =
+    value === "0"
+      ? "normal RCU grace periods (the default): each firewall transaction may wait one, a few ms; see docs/operators.md"
+      : "expedited RCU grace periods: firewall transactions wait less, at a cost to the whole machine; set by someone other than v6agent";
+  return ok("kernel.rcu_expedited", `rcu_expedited is ${value}: ${meaning}`);
 }
 
 async function probe(

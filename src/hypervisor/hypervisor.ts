@@ -110,3 +110,13 @@ export interface Hypervisor {
   /** Subscribes to events; returns the unsubscribe function. */
   onEvent(listener: (event: HypervisorEvent) => void): () => void;
 }
+
+/** The VM, or undefined when the hypervisor has no such VM (any other failure is thrown). */
+export async function vmIfExists(hypervisor: Hypervisor, uuid: string): Promise<VmInfo | undefined> {
+  try {
+    return await hypervisor.getVm(uuid);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "not_found") return undefined;
+    throw error;
+  }
+}

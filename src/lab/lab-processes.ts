@@ -5,7 +5,7 @@ import { type DaemonHandle, startDaemon } from "../exec.js";
 
 /** The built CLI (dist/src/cli.js) and the XAPI simulator's process entry (dist/test/...). */
 export const CLI_PATH = fileURLToPath(new URL("../cli.js", import.meta.url));
-export const XAPI_SIM_PATH = fileURLToPath(new URL("../../test/support/xapi-sim/lab-main.js", import.meta.url));
+export const XAPI_SIM_PATH = fileURLToPath(new URL("./xapi-sim/lab-main.js", import.meta.url));
 
 /**
  * Starts a Node child (the lab's management server, agent or XAPI simulator) in its own process

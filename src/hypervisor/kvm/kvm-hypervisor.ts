@@ -1,4 +1,5 @@
 import { type Mac, parseMac, parseUuid } from "../../addressing/index.js";
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "../../backoff.js";
 import { V6Error } from "../../errors.js";
 import { createLogger, type Logger } from "../../log.js";
 import type { Hypervisor, HypervisorEvent, HypervisorFacts, NicSpec, VmInfo, VmNic, VmSpec, VmState } from "../hypervisor.js";
@@ -12,8 +13,8 @@ export interface KvmHypervisorOptions {
   /** `kvm` (default) or `qemu` where hardware virtualisation is unusable (nested guests). */
   domainType?: DomainType;
   logger?: Logger;
-  /** Reconnect backoff after libvirtd goes away: first delay and cap, in ms (default 500 and 15,000). */
-  reconnectDelayMs?: { initial: number; max: number };
+  /** Reconnect backoff after libvirtd goes away (default 500 ms doubling to 15 s, jittered). */
+  reconnectBackoff?: Partial<BackoffOptions>;
 }
 
 /** virDomainEventType values (libvirt-domain.h). */
@@ -59,7 +60,7 @@ export class KvmHypervisor implements Hypervisor {
   private readonly uri: string;
   private readonly domainType: DomainType;
   private readonly log: Logger;
-  private readonly backoff: { initial: number; max: number };
+  private readonly backoff: BackoffOptions;
   private connection: LibvirtConnection | undefined;
   private wanted = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -71,7 +72,7 @@ export class KvmHypervisor implements Hypervisor {
     this.uri = options.uri ?? "qemu:///system";
     this.domainType = options.domainType ?? "kvm";
     this.log = (options.logger ?? createLogger()).child({ component: "hypervisor", backend: "kvm" });
-    this.backoff = options.reconnectDelayMs ?? { initial: 500, max: 15_000 };
+    this.backoff = { ...DEFAULT_BACKOFF, maxMs: 15_000, ...options.reconnectBackoff };
   }
 
   async connect(): Promise<void> {
@@ -287,7 +288,7 @@ export class KvmHypervisor implements Hypervisor {
         this.log.warn({ uri: this.uri, reason }, "libvirt connection lost");
         this.emit({ type: "connection-lost", reason });
         connection.close().catch(() => {});
-        this.scheduleReconnect(this.backoff.initial);
+        this.scheduleReconnect(0);
         return;
       }
       case "lifecycle": {
@@ -335,21 +336,24 @@ export class KvmHypervisor implements Hypervisor {
     this.emit({ type: "nic-added", uuid, ...(nic.device ? { device: nic.device } : {}), mac: nic.mac });
   }
 
-  private scheduleReconnect(delayMs: number): void {
+  private scheduleReconnect(attempt: number): void {
     if (!this.wanted || this.reconnectTimer !== undefined) return;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      if (!this.wanted || this.connection !== undefined) return;
-      this.open().then(
-        () => {
-          if (this.connection !== undefined) this.emit({ type: "connection-restored" });
-        },
-        (error: unknown) => {
-          this.log.debug({ uri: this.uri, err: error }, "libvirt reconnect failed");
-          this.scheduleReconnect(Math.min(delayMs * 2, this.backoff.max));
-        },
-      );
-    }, delayMs);
+    this.reconnectTimer = setTimeout(
+      () => {
+        this.reconnectTimer = undefined;
+        if (!this.wanted || this.connection !== undefined) return;
+        this.open().then(
+          () => {
+            if (this.connection !== undefined) this.emit({ type: "connection-restored" });
+          },
+          (error: unknown) => {
+            this.log.debug({ uri: this.uri, err: error }, "libvirt reconnect failed");
+            this.scheduleReconnect(attempt + 1);
+          },
+        );
+      },
+      backoffDelay(attempt, this.backoff),
+    );
     this.reconnectTimer.unref();
   }
 

@@ -180,8 +180,4 @@ export class LibvirtConnection {
   detachDevice(uuid: string, xml: string, flags: number): Promise<void> {
     return call(`libvirt: detaching a device from domain ${uuid}`, () => this.native.detachDevice(uuid, xml, flags));
   }
-
-  updateDevice(uuid: string, xml: string, flags: number): Promise<void> {
-    return call(`libvirt: updating a device of domain ${uuid}`, () => this.native.updateDevice(uuid, xml, flags));
-  }
 }

@@ -2,7 +2,7 @@ import { type Ipv6Network, parseInterfaceName, parseIpv6Network, parseVlanId, ty
 import { V6Error } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import { type NetworkRecord, NULL_REF, type PifRecord, type Ref } from "./records.js";
-import type { XapiConnection } from "./xapi-connection.js";
+import { XapiCallError, type XapiConnection } from "./xapi-connection.js";
 
 /** Our marks on a XAPI network (`network.other_config`): which /64s it carries, and that we made it. */
 export const PREFIXES_KEY = "v6agent:prefixes";
@@ -125,13 +125,36 @@ async function undoVlanNetwork(connection: XapiConnection, ref: Ref, logger: Log
   }
 }
 
-/** Sets one other_config entry the way XAPI allows: remove (a no-op when absent), then add. */
+/**
+ * Adds `cidr` to the network's prefix list; already there is success. XAPI maps have no
+ * compare-and-set (an entry is set by remove, then add), so another client writing the same key
+ * can interleave: a MAP_DUPLICATE_KEY or a read-back without our prefix means someone else wrote
+ * in between, and the merge is redone from the value now in XAPI. Our own callers are serialised
+ * by the backend (`XenServerHypervisor.ensureSharedNetwork`).
+ */
 async function addPrefix(connection: XapiConnection, ref: Ref, network: NetworkRecord, cidr: string): Promise<void> {
-  await connection.call("network.remove_from_other_config", ref, PREFIXES_KEY);
-  await connection.call("network.add_to_other_config", ref, PREFIXES_KEY, [...prefixesOf(network), cidr].join(","));
+  let otherConfig = network.other_config;
+  for (let attempt = 1; ; attempt++) {
+    const prefixes = prefixesOf({ other_config: otherConfig });
+    if (prefixes.includes(cidr)) return;
+    try {
+      await connection.call("network.remove_from_other_config", ref, PREFIXES_KEY);
+      await connection.call("network.add_to_other_config", ref, PREFIXES_KEY, [...prefixes, cidr].join(","));
+    } catch (error) {
+      if (!(error instanceof XapiCallError && error.xapiCode === "MAP_DUPLICATE_KEY") || attempt >= MAX_MERGE_ATTEMPTS) throw error;
+    }
+    otherConfig = await connection.call<Record<string, string>>("network.get_other_config", ref);
+    if (prefixesOf({ other_config: otherConfig }).includes(cidr)) return;
+    if (attempt >= MAX_MERGE_ATTEMPTS) {
+      throw new V6Error("unavailable", `network ${ref}: another client keeps rewriting ${PREFIXES_KEY}; ${cidr} could not be added`);
+    }
+  }
 }
 
-export function prefixesOf(network: NetworkRecord): string[] {
+/** Concurrent writers of one map entry settle within a few rounds; more means a writer that never stops. */
+const MAX_MERGE_ATTEMPTS = 5;
+
+export function prefixesOf(network: Pick<NetworkRecord, "other_config">): string[] {
   const value = network.other_config[PREFIXES_KEY];
   return value === undefined || value === "" ? [] : value.split(",");
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { createClient, type Xapi, type XapiObject } from "xen-api";
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "../../backoff.js";
 import { InvalidArgumentError, V6Error } from "../../errors.js";
 import type { Logger } from "../../log.js";
 
@@ -15,8 +16,8 @@ export interface XapiConnectionOptions {
   auth: XapiCredentials | { sessionId: string };
   /** Accept a self-signed XAPI certificate (XenServer's default); off unless configured. */
   allowSelfSigned?: boolean;
-  /** Reconnect backoff: first delay and ceiling in milliseconds (default 200 ms, 30 s). */
-  backoff?: { initialMs?: number; maxMs?: number };
+  /** Reconnect backoff (default 200 ms doubling to 30 s, jittered). */
+  backoff?: Partial<BackoffOptions>;
   /** Classes whose events fill the object cache. */
   watch?: readonly string[];
   /** The fields the cache keeps, by class (a class not listed keeps every field). */
@@ -52,8 +53,7 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
   readonly client: Xapi;
   private closing = false;
   private reconnecting: Promise<void> | undefined;
-  private readonly initialMs: number;
-  private readonly maxMs: number;
+  private readonly backoff: BackoffOptions;
   private readonly log: Logger | undefined;
 
   constructor(private readonly options: XapiConnectionOptions) {
@@ -64,8 +64,7 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
     if ("user" in options.auth && (options.auth.user === "" || typeof options.auth.password !== "string")) {
       throw new InvalidArgumentError("auth", "needs a user and a password, or a sessionId");
     }
-    this.initialMs = options.backoff?.initialMs ?? 200;
-    this.maxMs = options.backoff?.maxMs ?? 30_000;
+    this.backoff = { ...DEFAULT_BACKOFF, initialMs: 200, ...options.backoff };
     this.log = options.logger;
     this.client = createClient({
       url: options.url,
@@ -170,7 +169,6 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
     this.emit("connection-lost", reason);
     this.log?.warn({ reason }, "XAPI connection lost");
     void (async () => {
-      let delay = this.initialMs;
       for (let attempt = 1; !this.closing; attempt++) {
         try {
           if (this.client.status === "connected") await this.client.disconnect();
@@ -181,10 +179,10 @@ export class XapiConnection extends EventEmitter<{ "connection-lost": [reason: s
           this.emit("connection-restored");
           return;
         } catch (error) {
-          this.log?.warn({ attempt, error: String(error), delayMs: delay }, "XAPI login failed; retrying");
           // Jitter keeps a pool's agents from logging in together after a xapi restart.
-          await new Promise((resolve) => setTimeout(resolve, delay / 2 + Math.random() * (delay / 2)));
-          delay = Math.min(delay * 2, this.maxMs);
+          const delay = backoffDelay(attempt - 1, this.backoff);
+          this.log?.warn({ attempt, error: String(error), delayMs: delay }, "XAPI login failed; retrying");
+          await new Promise((resolve) => setTimeout(resolve, delay));
         }
       }
       this.reconnecting = undefined;

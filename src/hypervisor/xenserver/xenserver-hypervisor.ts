@@ -1,6 +1,7 @@
 import type { XapiObject } from "xen-api";
 import { type InterfaceName, type Mac, parseInterfaceName, parseMac } from "../../addressing/index.js";
 import { InvalidArgumentError, V6Error } from "../../errors.js";
+import { KeyedLock } from "../../keyed-lock.js";
 import type { Logger } from "../../log.js";
 import type { Hypervisor, HypervisorEvent, HypervisorFacts, NicSpec, VmInfo, VmNic, VmSpec, VmState } from "../hypervisor.js";
 import { vifDeviceName } from "./device-name.js";
@@ -33,6 +34,15 @@ export class XenServerHypervisor implements Hypervisor {
   private readonly tracker = new VmEventTracker((event) => this.dispatch(event));
   private hostRef: Ref | undefined;
   private readonly log: Logger | undefined;
+  /**
+   * VMs this backend has written to (VIFs created, plugged, unplugged, destroyed; power changes)
+   * whose cached view may still lag behind: the cache follows `event.from`, which the client
+   * polls after a pause, so a `VIF.plug` that just returned is not in it yet. Until the cache
+   * shows what XAPI shows, such a VM is read from XAPI (read-your-writes).
+   */
+  private readonly unsettled = new Set<Ref>();
+  /** Shared-network changes go one at a time: they read-modify-write pool-wide XAPI maps. */
+  private readonly networkLock = new KeyedLock();
 
   constructor(private readonly options: XenServerOptions) {
     if (options.hostUuid !== undefined && !UUID_PATTERN.test(options.hostUuid)) {
@@ -89,11 +99,16 @@ export class XenServerHypervisor implements Hypervisor {
 
   async listVms(): Promise<VmInfo[]> {
     const vms = this.connection.cached<VmRecord>("VM").filter((vm) => !vm.is_a_template && !vm.is_control_domain && !vm.is_a_snapshot);
-    return Promise.all(vms.map((vm) => this.vmInfo(vm)));
+    const infos = await Promise.all(vms.map((vm) => (this.unsettled.has(vm.$ref) ? this.settledInfo(vm.$ref) : this.vmInfo(vm))));
+    return infos.filter((info): info is VmInfo => info !== undefined);
   }
 
   async getVm(uuid: string): Promise<VmInfo> {
-    return this.vmInfo(await this.vmByUuid(uuid));
+    const vm = await this.vmByUuid(uuid);
+    if (!this.unsettled.has(vm.$ref)) return this.vmInfo(vm);
+    const info = await this.settledInfo(vm.$ref);
+    if (info === undefined) throw new V6Error("not_found", `no VM with UUID ${uuid}`, { field: "uuid" });
+    return info;
   }
 
   async deployVm(_spec: VmSpec): Promise<VmInfo> {
@@ -102,11 +117,13 @@ export class XenServerHypervisor implements Hypervisor {
 
   async startVm(uuid: string): Promise<void> {
     const vm = await this.vmByUuid(uuid);
+    this.unsettled.add(vm.$ref);
     await this.connection.callAsync("VM.start", vm.$ref, false, false);
   }
 
   async stopVm(uuid: string, options: { force?: boolean } = {}): Promise<void> {
     const vm = await this.vmByUuid(uuid);
+    this.unsettled.add(vm.$ref);
     await this.connection.callAsync(options.force ? "VM.hard_shutdown" : "VM.clean_shutdown", vm.$ref);
   }
 
@@ -125,10 +142,11 @@ export class XenServerHypervisor implements Hypervisor {
     if (nic.index !== undefined && (!Number.isInteger(nic.index) || nic.index < 0 || nic.index > 15)) {
       throw new InvalidArgumentError("index", `VIF device ${nic.index} is out of range (0–15)`);
     }
-    const vm = await this.vmByUuid(uuid);
+    // From XAPI, not the cache: a VIF this backend created a moment ago must count here.
+    const vm = await this.vmByUuid(uuid, "xapi");
     const network = await this.networkByBridge(bridge);
     if (network === undefined) throw new V6Error("not_found", `no XAPI network has bridge ${bridge}`, { field: "bridge" });
-    if ((await this.vifsOf(vm)).some((vif) => vif.MAC === mac))
+    if ((await this.vifsOf(vm, "xapi")).some((vif) => vif.MAC === mac))
       throw new V6Error("conflict", `VM ${uuid} already has a VIF with MAC ${mac}`, { field: "mac" });
     const allowed = await this.connection.call<string[]>("VM.get_allowed_VIF_devices", vm.$ref);
     const device = nic.index === undefined ? allowed.map(Number).sort((a, b) => a - b)[0] : nic.index;
@@ -141,6 +159,7 @@ export class XenServerHypervisor implements Hypervisor {
         },
       );
     }
+    this.unsettled.add(vm.$ref);
     const vifRef = await this.connection.call<Ref>("VIF.create", {
       device: String(device),
       network: network.$ref,
@@ -167,16 +186,17 @@ export class XenServerHypervisor implements Hypervisor {
   /** Unplugs (when attached) and destroys the VM's VIF with this MAC. */
   async detachNic(uuid: string, macInput: Mac): Promise<void> {
     const mac = parseMac(macInput, "mac");
-    const vm = await this.vmByUuid(uuid);
-    const vif = (await this.vifsOf(vm)).find((candidate) => candidate.MAC === mac);
+    const vm = await this.vmByUuid(uuid, "xapi");
+    const vif = (await this.vifsOf(vm, "xapi")).find((candidate) => candidate.MAC === mac);
     if (vif === undefined) throw new V6Error("not_found", `VM ${uuid} has no VIF with MAC ${mac}`, { field: "mac" });
+    this.unsettled.add(vm.$ref);
     if (vif.currently_attached) await this.connection.call("VIF.unplug", vif.$ref);
     await this.connection.call("VIF.destroy", vif.$ref);
   }
 
   /** XenServer-specific: the XAPI network (and VLAN) for a shared /64 on this host. */
   async ensureSharedNetwork(request: SharedNetworkRequest): Promise<SharedNetwork> {
-    return ensureSharedNetwork(this.connection, this.host().$ref, request, this.log);
+    return this.networkLock.run("networks", () => ensureSharedNetwork(this.connection, this.host().$ref, request, this.log));
   }
 
   onEvent(listener: (event: HypervisorEvent) => void): () => void {
@@ -209,17 +229,35 @@ export class XenServerHypervisor implements Hypervisor {
 
   /**
    * The VM from the event-fed cache, or straight from XAPI when the cache has not caught up yet
-   * (a VM created a moment ago): callers never see a not_found that is only event lag.
+   * (a VM created a moment ago): callers never see a not_found that is only event lag. With
+   * `"xapi"` the record is always read from XAPI (the ref may still come from the cache).
    */
-  private async vmByUuid(uuid: string): Promise<VmRecord & XapiObject> {
+  private async vmByUuid(uuid: string, source: RecordSource = "cache"): Promise<VmRecord & XapiObject> {
     if (typeof uuid !== "string" || !UUID_PATTERN.test(uuid))
       throw new InvalidArgumentError("uuid", `${JSON.stringify(uuid)} is not a VM UUID`);
     const wanted = uuid.toLowerCase();
     const cached = this.connection.cached<VmRecord>("VM").find((candidate) => candidate.uuid === wanted);
-    const vm = cached ?? (await this.fetch<VmRecord>("VM", await this.refByUuid("VM", wanted)));
+    const ref = cached?.$ref ?? (await this.refByUuid("VM", wanted));
+    const vm = source === "cache" && cached !== undefined ? cached : await this.fetch<VmRecord>("VM", ref, source);
     if (vm === undefined || vm.is_a_template || vm.is_control_domain)
       throw new V6Error("not_found", `no VM with UUID ${uuid}`, { field: "uuid" });
     return vm;
+  }
+
+  /**
+   * An unsettled VM read from XAPI; once the cache shows the same, the VM is settled and read
+   * from the cache again. Undefined when XAPI no longer has it.
+   */
+  private async settledInfo(ref: Ref): Promise<VmInfo | undefined> {
+    const vm = await this.fetch<VmRecord>("VM", ref, "xapi");
+    if (vm === undefined) {
+      this.unsettled.delete(ref);
+      return undefined;
+    }
+    const fresh = await this.vmInfo(vm, "xapi");
+    const cached = this.connection.cachedByRef<VmRecord>(ref);
+    if (cached !== undefined && sameVmInfo(await this.vmInfo(cached), fresh)) this.unsettled.delete(ref);
+    return fresh;
   }
 
   private async refByUuid(type: string, uuid: string): Promise<Ref | undefined> {
@@ -231,10 +269,10 @@ export class XenServerHypervisor implements Hypervisor {
     }
   }
 
-  /** A record from the cache, else from XAPI (undefined when XAPI does not know the ref). */
-  private async fetch<T>(type: string, ref: Ref | undefined): Promise<(T & XapiObject) | undefined> {
+  /** A record from the cache (unless `source` is `"xapi"`), else from XAPI (undefined when XAPI does not know the ref). */
+  private async fetch<T>(type: string, ref: Ref | undefined, source: RecordSource = "cache"): Promise<(T & XapiObject) | undefined> {
     if (ref === undefined) return undefined;
-    const cached = this.connection.cachedByRef<T>(ref);
+    const cached = source === "cache" ? this.connection.cachedByRef<T>(ref) : undefined;
     if (cached !== undefined) return cached;
     try {
       const record = await this.connection.call<T & { uuid?: string }>(`${type}.get_record`, ref);
@@ -255,14 +293,14 @@ export class XenServerHypervisor implements Hypervisor {
       : ({ ...found[1], $ref: found[0], $id: found[1].uuid, $type: "network" } as NetworkRecord & XapiObject);
   }
 
-  private async vifsOf(vm: VmRecord): Promise<(VifRecord & XapiObject)[]> {
-    const vifs = await Promise.all(vm.VIFs.map((ref) => this.fetch<VifRecord>("VIF", ref)));
+  private async vifsOf(vm: VmRecord, source: RecordSource = "cache"): Promise<(VifRecord & XapiObject)[]> {
+    const vifs = await Promise.all(vm.VIFs.map((ref) => this.fetch<VifRecord>("VIF", ref, source)));
     return vifs.filter((vif): vif is VifRecord & XapiObject => vif !== undefined);
   }
 
-  private async vmInfo(vm: VmRecord & XapiObject): Promise<VmInfo> {
+  private async vmInfo(vm: VmRecord & XapiObject, source: RecordSource = "cache"): Promise<VmInfo> {
     const running = vm.power_state === "Running" && vm.domid >= 0;
-    const vifs = await this.vifsOf(vm);
+    const vifs = await this.vifsOf(vm, source);
     const nics = await Promise.all(
       vifs.map(async (vif) => {
         const network = await this.fetch<NetworkRecord>("network", vif.network);
@@ -272,6 +310,13 @@ export class XenServerHypervisor implements Hypervisor {
     nics.sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
     return { uuid: vm.uuid, name: vm.name_label, state: stateOf(vm.power_state), domainId: vm.domid, nics };
   }
+}
+
+/** Where a read goes: the event-fed cache (falling back to XAPI), or XAPI itself. */
+type RecordSource = "cache" | "xapi";
+
+function sameVmInfo(a: VmInfo, b: VmInfo): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function present(items: Record<string, XapiObject | undefined>): XapiObject[] {

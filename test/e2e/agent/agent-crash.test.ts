@@ -22,7 +22,7 @@ import { skipReason } from "../../support/requirements.js";
 
 /**
  * Issue 6 part 5, with the real daemon process and libvirt: the agent is SIGKILLed at each step
- * of nic.plug (failpoints, src/agent/failpoint.ts) and restarted; libvirtd's connection is cut
+ * of nic.plug (failpoints, src/daemon/failpoint.ts) and restarted; libvirtd's connection is cut
  * under it (a unix-socket proxy in front of the shared libvirtd, so other users are not
  * disturbed); its nft table is deleted by hand. Each time the host must converge: every tap on
  * the managed bridge has exactly its chain and no chain lacks a tap.

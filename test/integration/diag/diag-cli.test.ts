@@ -6,15 +6,15 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Mac, parseIpv6Network } from "../../../src/addressing/index.js";
 import { Agent } from "../../../src/agent/agent.js";
-import { loadAgentConfig } from "../../../src/agent/config.js";
-import { buildAgentParts } from "../../../src/agent/daemon.js";
+import { loadAgentConfig } from "../../../src/daemon/config.js";
+import { buildAgentParts } from "../../../src/daemon/parts.js";
 import type { DiagReport } from "../../../src/diag/check.js";
 import { run } from "../../../src/exec.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { createLogger } from "../../../src/log.js";
 import { type Netns, withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const CLI = new URL("../../../dist/src/cli.js", import.meta.url).pathname;
 const built = existsSync(CLI) ? undefined : "needs `npm run build` (dist/src/cli.js)";
@@ -55,7 +55,7 @@ async function converge(configPath: string, setup?: (agent: Agent, hypervisor: X
   const agent = new Agent({ ...parts, report: () => undefined });
   await agent.start();
   try {
-    await setup?.(agent, parts.hypervisor as XenServerHypervisor);
+    await setup?.(agent, parts.backend.hypervisor as XenServerHypervisor);
     await agent.reconcile();
   } finally {
     await agent.stop();
@@ -148,8 +148,8 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("v6agent d
         );
 
         const network = sim.host?.network as string;
-        const vmA = sim.seed.vm({ nameLabel: "guest-a" });
-        const vmB = sim.seed.vm({ nameLabel: "guest-b" });
+        const vmA = sim.seed.vm({ nameLabel: "guest-a", domainType: "pvh" });
+        const vmB = sim.seed.vm({ nameLabel: "guest-b", domainType: "pvh" });
         sim.seed.vif({ vm: vmA.ref, network, device: "0", mac: MAC_A });
         sim.seed.vif({ vm: vmB.ref, network, device: "0", mac: MAC_B });
         await converge(configPath, async (agent, hypervisor) => {

@@ -2,10 +2,10 @@ import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseIpv6Network } from "../../../src/addressing/index.js";
-import type { DesiredNetwork } from "../../../src/agent/desired-state.js";
+import { hypervisorProbe } from "../../../src/daemon/diagnose.js";
 import { bridgeChecks } from "../../../src/diag/bridges.js";
-import { hypervisorCheck, hypervisorProbe } from "../../../src/diag/hypervisor.js";
+import type { DiagNetwork } from "../../../src/diag/check.js";
+import { hypervisorCheck } from "../../../src/diag/hypervisor.js";
 import { kernelChecks } from "../../../src/diag/kernel.js";
 import { mgmtChecks } from "../../../src/diag/mgmt.js";
 import { sysctlChecks } from "../../../src/diag/sysctl.js";
@@ -13,10 +13,10 @@ import { toolChecks } from "../../../src/diag/tools.js";
 import { run } from "../../../src/exec.js";
 import { KvmHypervisor } from "../../../src/hypervisor/kvm/kvm-hypervisor.js";
 import { XenServerHypervisor } from "../../../src/hypervisor/xenserver/index.js";
+import { startXapiSimulator } from "../../../src/lab/xapi-sim/index.js";
 import { withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
 import { makeTlsMaterial, type TlsMaterial } from "../../support/tls-material.js";
-import { startXapiSimulator } from "../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "nft", "openssl", "ebtables"] });
 
@@ -27,6 +27,7 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       ["kernel.bridge", "ok"],
       ["kernel.nftables-bridge", "ok"],
       ["kernel.br_netfilter", "ok"],
+      ["kernel.rcu_expedited", "ok"],
     ]);
   });
 
@@ -86,6 +87,22 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
     });
   });
 
+  it("fails a missing guest port, but not a missing emulated twin (an HVM guest's tap, gone once PV drivers load)", async () => {
+    await withNetns(["v6dg"], async (netns) => {
+      const checks = await sysctlChecks(
+        [
+          { device: "vif7.0", role: "port" },
+          { device: "tap7.0", role: "emulated port" },
+        ],
+        netns.name,
+      );
+      expect(checks.map((c) => [c.name, c.status, c.message])).toEqual([
+        ["sysctl.vif7.0", "fail", "port vif7.0 does not exist"],
+        ["sysctl.tap7.0", "ok", "emulated port tap7.0 is not present (QEMU's NIC goes once the guest's PV drivers load)"],
+      ]);
+    });
+  });
+
   it("checks each managed bridge, its uplink and VLAN, and the printed fixes repair them", async () => {
     await withNetns(["v6b"], async (host) => {
       for (const bridge of ["brok", "brdown", "brloose", "brvlan"]) await host.exec("ip", ["link", "add", bridge, "type", "bridge"]);
@@ -101,14 +118,13 @@ describe.skipIf(skip !== undefined)("host diagnostics", () => {
       // A tagged network's uplink that is not a VLAN device (this kernel has no 802.1Q anyway).
       await host.exec("ip", ["link", "set", "up0.100", "master", "brvlan", "up"]);
       for (const bridge of ["brok", "brloose", "brvlan"]) await host.exec("ip", ["link", "set", bridge, "up"]);
-      const network = (bridge: string, trusted: string[], vlan?: number) =>
-        ({
-          networkId: `net-${bridge}`,
-          network: parseIpv6Network("2001:db8:b::/64", "prefix"),
-          bridge,
-          trustedPorts: trusted,
-          ...(vlan === undefined ? {} : { vlan }),
-        }) as DesiredNetwork;
+      const network = (bridge: string, trusted: string[], vlan?: number): DiagNetwork => ({
+        networkId: `net-${bridge}`,
+        prefix: "2001:db8:b::/64",
+        bridge,
+        trustedPorts: trusted,
+        vlan,
+      });
       const networks = [
         network("brok", ["upok"]),
         network("brdown", []),

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import type { GuestPort } from "../../../src/firewall/model.js";
 import { parseSave } from "../../../src/firewall/xtables/live.js";
 import { type Netns, vethBetween, withNetns } from "../../support/netns.js";
 import { skipReason } from "../../support/requirements.js";
+import { until } from "../../support/wait.js";
 
 const skip = skipReason({ root: true, commands: ["ebtables", "ip6tables", "ping", "/usr/bin/python3"] });
 
@@ -122,8 +123,9 @@ describe.skipIf(skip !== undefined)("xtables next to xapi's FORWARD_vif* rules",
         await guest.exec("ping", ["-6", "-c", "1", "-W", "3", "2001:db8:7a::1"]);
 
         // Our batches wait for xapi's fcntl lock: held by a "setup-vif-rules", an upsert does not land.
-        const holder = startDaemon("/usr/bin/python3", ["-c", HOLD_LOCK, lockFile]);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        const held = `${lockFile}.held`;
+        const holder = startDaemon("/usr/bin/python3", ["-c", HOLD_LOCK, lockFile, held]);
+        await until(() => existsSync(held), "the lock holder to hold the lock");
         let landed = false;
         const upsert = firewall.upsertPort({ ...port, ipv6: ["2001:db8:7a::b"] } as GuestPort).then(() => {
           landed = true;
@@ -154,5 +156,7 @@ const HOLD_LOCK = [
   "import fcntl, os, sys, time",
   "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)",
   "fcntl.lockf(fd, fcntl.LOCK_EX)",
+  // Says it holds the lock only once it does, so the test never races the interpreter's start.
+  "open(sys.argv[2], 'w').close()",
   "time.sleep(120)",
 ].join("\n");

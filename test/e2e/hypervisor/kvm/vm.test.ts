@@ -194,7 +194,7 @@ describe.skipIf(skip !== undefined)("the KVM backend when libvirtd's connection 
     const hypervisor = new KvmHypervisor({
       uri: `qemu+unix:///system?socket=${socketPath}`,
       logger: createLogger("silent"),
-      reconnectDelayMs: { initial: 100, max: 500 },
+      reconnectBackoff: { initialMs: 100, maxMs: 500 },
     });
     const events: HypervisorEvent[] = [];
     hypervisor.onEvent((event) => events.push(event));

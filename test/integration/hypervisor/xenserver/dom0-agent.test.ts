@@ -10,12 +10,12 @@ import type { Firewall, PortCounters } from "../../../../src/firewall/model.js";
 import { parseSave, type SavedTable } from "../../../../src/firewall/xtables/live.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { Router } from "../../../../src/lab/router.js";
+import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../../src/lab/xapi-sim/index.js";
 import { ManagementServer } from "../../../../src/mgmt/index.js";
 import type { RemoteError, VifReport } from "../../../../src/protocol/index.js";
 import { type AttackKind, attackOn, sendAttack } from "../../../support/attacks.js";
 import { Netns, vethBetween } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
-import { NetnsDom0, type RunningXapiSimulator, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const CLI = new URL("../../../../dist/src/cli.js", import.meta.url).pathname;
 const skip =

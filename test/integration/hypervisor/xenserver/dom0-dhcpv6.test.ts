@@ -6,10 +6,10 @@ import { describe, expect, it } from "vitest";
 import { dhcpHostLine, type Mac } from "../../../../src/addressing/index.js";
 import { run } from "../../../../src/exec.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
+import { NetnsDom0, startXapiSimulator } from "../../../../src/lab/xapi-sim/index.js";
 import { Netns, vethBetween, withNetns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
 import { until } from "../../../support/wait.js";
-import { NetnsDom0, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "dnsmasq", "dhclient"] });
 const vlanKernel = skip === undefined && (await kernelHasVlans());

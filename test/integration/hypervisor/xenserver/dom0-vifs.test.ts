@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { eui64LinkLocal, type Mac } from "../../../../src/addressing/index.js";
 import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
+import { NetnsDom0, startXapiSimulator } from "../../../../src/lab/xapi-sim/index.js";
 import { type Netns, withNetns } from "../../../support/netns.js";
 import { skipReason } from "../../../support/requirements.js";
 import { until } from "../../../support/wait.js";
-import { NetnsDom0, startXapiSimulator } from "../../../support/xapi-sim/index.js";
 
 const skip = skipReason({ root: true, commands: ["ip", "ping"] });
 

@@ -4,8 +4,8 @@ import { isV6Error } from "../../../../src/errors.js";
 import type { HypervisorEvent } from "../../../../src/hypervisor/hypervisor.js";
 import { XenServerHypervisor } from "../../../../src/hypervisor/xenserver/index.js";
 import { CACHED_FIELDS } from "../../../../src/hypervisor/xenserver/records.js";
+import { type RunningXapiSimulator, startXapiSimulator, type XapiSimulatorOptions } from "../../../../src/lab/xapi-sim/index.js";
 import { until } from "../../../support/wait.js";
-import { type RunningXapiSimulator, startXapiSimulator, type XapiSimulatorOptions } from "../../../support/xapi-sim/index.js";
 
 /** The XenServer backend against the wire-level XAPI simulator, through the real xen-api client. */
 let sim: RunningXapiSimulator | undefined;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FIELDS_USED, MESSAGES_USED } from "../../../../src/hypervisor/xenserver/index.js";
 import { IMPLICIT_MESSAGES_USED } from "../../../../src/hypervisor/xenserver/records.js";
-import { classSpec } from "../../../support/xapi-sim/datamodel.js";
+import { classSpec } from "../../../../src/lab/xapi-sim/datamodel.js";
 
 describe("the XenServer wrapper's types against the XAPI data model", () => {
   it("reads and writes only fields the data model has", () => {

@@ -1,0 +1,68 @@
+import type { DesiredState } from "../agent/desired-state.js";
+import { hostView } from "../agent/host-view.js";
+import type { DiagReport } from "../diag/check.js";
+import type { HypervisorProbe } from "../diag/hypervisor.js";
+import type { Hypervisor } from "../hypervisor/hypervisor.js";
+import type { HypervisorConfig } from "./config.js";
+import type { AgentParts } from "./parts.js";
+
+/**
+ * `host.diagnose` and `v6agent diag`: host checks plus desired-versus-live for this agent. The
+ * daemon passes its connected hypervisor; `v6agent diag` passes an unconnected one with
+ * `connect: true` (the check then logs in, or reports why it cannot). diag gets plain data:
+ * the hypervisor's VMs become the agent's plan here, with the core's own planner.
+ */
+export async function diagnoseWith(
+  parts: Pick<AgentParts, "config" | "firewall" | "backend">,
+  desired: () => DesiredState,
+  hypervisor?: { backend: Hypervisor; connect: boolean },
+): Promise<DiagReport> {
+  // Loaded on the first host.diagnose: the daemon otherwise never needs the checks in memory.
+  const [{ agentChecks }, { diagnose }, { hypervisorCheck }] = await Promise.all([
+    import("../diag/agent-checks.js"),
+    import("../diag/diagnose.js"),
+    import("../diag/hypervisor.js"),
+  ]);
+  const config = parts.config;
+  const management = config.management;
+  return diagnose({
+    backend: parts.firewall.backend,
+    netns: config.netns,
+    management: management.servers.map((url) => ({
+      url,
+      caFile: management.caFile,
+      certFile: management.certFile,
+      keyFile: management.keyFile,
+    })),
+    agentChecks: async () => {
+      const probe =
+        hypervisor === undefined
+          ? undefined
+          : await hypervisorCheck(hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect));
+      await probe?.close();
+      const state = desired();
+      const view = hostView(state, probe?.vms ?? [], parts.backend.guestPortPatterns);
+      const networks = state.networks.map((network) => ({ ...network, prefix: network.network.cidr }));
+      const result = await agentChecks({ ...view, networks, firewall: parts.firewall, netns: config.netns });
+      return { checks: probe === undefined ? result.checks : [probe.check, ...result.checks], vifs: result.vifs };
+    },
+  });
+}
+
+/** Describes the configured hypervisor connection for diag's hypervisor check. */
+export function hypervisorProbe(config: HypervisorConfig, backend: Hypervisor, connect: boolean): HypervisorProbe {
+  if (config.kind === "kvm") {
+    return {
+      backend,
+      connect,
+      target: `libvirt ${config.uri}`,
+      fix: `start libvirtd, or fix hypervisor.uri ('virsh -c ${config.uri} list' must work)`,
+    };
+  }
+  return {
+    backend,
+    connect,
+    target: `XAPI ${config.xapi.username}@${config.xapi.url}`,
+    fix: "check hypervisor.xapi.url, username and passwordFile (and allowSelfSigned for a self-signed XAPI)",
+  };
+}
