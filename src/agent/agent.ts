@@ -6,11 +6,11 @@ import { type Hypervisor, type HypervisorEvent, type VmInfo, vmIfExists } from "
 import type { NetworkProvisioner } from "../hypervisor/network-provisioner.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { Logger } from "../log.js";
+import type { DesiredStateStore } from "./desired-record.js";
+import { DesiredRecord } from "./desired-record.js";
 import {
   type DesiredNetwork,
-  type DesiredNic,
   type DesiredState,
-  emptyDesiredState,
   findNetwork,
   findNic,
   nicsOnNetwork,
@@ -20,17 +20,13 @@ import {
   withoutNic,
 } from "./desired-state.js";
 import { GuestPorts } from "./guest-ports.js";
-import { type DeployVmInput, desiredNic, type EnsureNetworkInput, type NicInput, networkSpec } from "./inputs.js";
+import { type DeployVmInput, type EnsureNetworkInput, type NicInput, networkSpec } from "./inputs.js";
 import type { PendingPort } from "./plan.js";
 import { ReportTracker } from "./report-tracker.js";
 import { syncState } from "./sync-state.js";
 import { allVifReports, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
-/** Persists the desired state (src/daemon/state-store.ts in production). */
-export interface DesiredStateStore {
-  load(): Promise<DesiredState>;
-  save(state: DesiredState): Promise<void>;
-}
+export type { DesiredStateStore };
 
 export interface AgentDependencies {
   /** The hypervisor backend's bundle (`src/hypervisor/kvm/backend.ts`, `src/hypervisor/xenserver/backend.ts`). */
@@ -58,7 +54,7 @@ export interface ReconcileSummary {
  * before its NIC is attached, and reported after.
  */
 export class Agent {
-  private desired: DesiredState = emptyDesiredState();
+  private readonly record: DesiredRecord;
   private readonly ports: GuestPorts;
   private readonly reports = new ReportTracker();
   /** Last known state of every VM, for heartbeats (no hypervisor call per heartbeat). */
@@ -72,19 +68,24 @@ export class Agent {
   private readonly failpoint: (name: string) => void;
 
   constructor(private readonly deps: AgentDependencies) {
+    ({ hypervisor: this.hypervisor, networks: this.networks } = deps.backend);
     this.log = deps.logger.child({ component: "agent" });
-    this.hypervisor = deps.backend.hypervisor;
-    this.networks = deps.backend.networks;
     this.failpoint = deps.failpoint ?? (() => {});
+    this.record = new DesiredRecord(deps.store);
     this.ports = new GuestPorts(deps.firewall, deps.backend.networks, deps.backend.guestPortPatterns, this.log);
   }
 
   /** Loads the desired state, connects the hypervisor and converges before anything else. */
   async start(): Promise<ReconcileSummary> {
-    this.desired = await this.deps.store.load();
+    await this.record.load();
     await this.hypervisor.connect();
     this.unsubscribe = this.hypervisor.onEvent((event) => this.onHypervisorEvent(event));
     return this.reconcile();
+  }
+
+  /** Why the agent is leaving the live rules alone (its desired state is unreadable), if it is. */
+  get stateProblem(): string | undefined {
+    return this.record.problem;
   }
 
   async stop(): Promise<void> {
@@ -93,7 +94,11 @@ export class Agent {
   }
 
   get state(): DesiredState {
-    return this.desired;
+    return this.record.state;
+  }
+
+  private get desired(): DesiredState {
+    return this.record.state;
   }
 
   /**
@@ -102,6 +107,10 @@ export class Agent {
    * hypervisor reconnect and by the periodic safety net.
    */
   reconcile(): Promise<ReconcileSummary> {
+    if (this.record.problem !== undefined) {
+      this.log.error({ problem: this.record.problem }, "desired state unreadable: live rules left as they are until state.sync");
+      return Promise.resolve({ firewall: NOTHING_CHANGED, vms: 0, protectedPorts: 0, reports: [] });
+    }
     // Alone: a nic.plug finishing between listVms and the firewall apply would lose its chain.
     return this.vmLocks.runExclusive(() => this.reconcileAll());
   }
@@ -134,7 +143,8 @@ export class Agent {
   }
 
   /** network.ensure, one at a time per network (and never during a full reconcile, which ensures them all). */
-  ensureNetwork(input: EnsureNetworkInput): Promise<{ networkId: string; bridge: string }> {
+  async ensureNetwork(input: EnsureNetworkInput): Promise<{ networkId: string; bridge: string }> {
+    this.record.requireTrusted();
     return this.vmLocks.run(`network:${input.networkId}`, () => this.ensureNetworkLocked(input));
   }
 
@@ -161,13 +171,14 @@ export class Agent {
       mtu: input.mtu,
     };
     await this.deps.firewall.ensureBridge(this.ports.managedBridge(network));
-    await this.commit(withNetwork(this.desired, network));
+    await this.record.commit(withNetwork(this.desired, network));
     this.log.info({ network: network.networkId, bridge: network.bridge, prefix: network.network.cidr }, "network ensured");
     return { networkId: network.networkId, bridge: network.bridge };
   }
 
   /** Returns false when there was no such network. */
   async removeNetwork(networkId: string): Promise<boolean> {
+    this.record.requireTrusted();
     const network = findNetwork(this.desired, networkId);
     if (network === undefined) return false;
     const nics = nicsOnNetwork(this.desired, networkId);
@@ -179,7 +190,7 @@ export class Agent {
         { field: "params.networkId" },
       );
     }
-    await this.commit(withoutNetwork(this.desired, networkId));
+    await this.record.commit(withoutNetwork(this.desired, networkId));
     await this.deps.firewall.removeBridge(network.bridge);
     await this.networks.remove({ ...networkSpec(network), bridge: network.bridge });
     this.log.info({ network: networkId, bridge: network.bridge }, "network removed");
@@ -188,7 +199,8 @@ export class Agent {
 
   /** nic.plug: rules first, then attach, then report. */
   async plugNic(vmUuid: string, input: NicInput): Promise<VifReport> {
-    const nic = this.desiredNic(input, "params");
+    this.record.requireTrusted();
+    const nic = this.record.nic(input, "params");
     const network = findNetwork(this.desired, nic.networkId) as DesiredNetwork;
     const owner = findNic(this.desired, nic.mac);
     if (owner !== undefined && owner.vm.uuid !== vmUuid) {
@@ -197,7 +209,7 @@ export class Agent {
     return this.vmLocks.run(vmUuid, async () => {
       const vm = await this.requireVm(vmUuid, "params.vmUuid");
       const previous = this.desired;
-      await this.commit(withNic(this.desired, vmUuid, nic));
+      await this.record.commit(withNic(this.desired, vmUuid, nic));
       const alreadyAttached = vm.nics.some((candidate) => candidate.mac === nic.mac);
       const device = this.deps.backend.deviceFor(nic.mac);
       try {
@@ -216,7 +228,7 @@ export class Agent {
         }
         this.failpoint("nic.plug:after-attach");
       } catch (error) {
-        await this.commit(previous);
+        await this.record.commit(previous);
         if (device !== undefined) await this.ports.abandonPending(device);
         throw error;
       } finally {
@@ -230,6 +242,7 @@ export class Agent {
   }
 
   async unplugNic(vmUuid: string, mac: Mac): Promise<VifReport> {
+    this.record.requireTrusted();
     return this.vmLocks.run(vmUuid, async () => {
       const vm = await this.requireVm(vmUuid, "params.vmUuid");
       const owner = findNic(this.desired, mac);
@@ -241,7 +254,7 @@ export class Agent {
         throw new V6Error("not_found", `VM ${vmUuid} has no NIC with MAC ${mac}`, { field: "params.mac" });
       }
       if (attached !== undefined) await this.hypervisor.detachNic(vmUuid, mac);
-      await this.commit(withoutNic(this.desired, mac));
+      await this.record.commit(withoutNic(this.desired, mac));
       await this.reconcileVmLocked(vmUuid);
       return vifReport({ vmUuid, mac, state: "unplugged", networkId: owner?.nic.networkId });
     });
@@ -249,7 +262,8 @@ export class Agent {
 
   /** vm.deploy (KVM): every NIC's rules exist under the tap name the agent chose before the VM starts. */
   async deployVm(input: DeployVmInput): Promise<{ uuid: string; vifs: VifReport[] }> {
-    const nics = input.nics.map((nic, index) => this.desiredNic(nic, `params.nics[${index}]`));
+    this.record.requireTrusted();
+    const nics = input.nics.map((nic, index) => this.record.nic(nic, `params.nics[${index}]`));
     for (const [index, nic] of nics.entries()) {
       const owner = findNic(this.desired, nic.mac);
       if (owner !== undefined && owner.vm.uuid !== input.uuid) {
@@ -260,7 +274,7 @@ export class Agent {
       const previous = this.desired;
       let next = this.desired;
       for (const nic of nics) next = withNic(next, input.uuid, nic);
-      await this.commit(next);
+      await this.record.commit(next);
       const pendingPorts = nics.map((nic) => ({
         vmUuid: input.uuid,
         mac: nic.mac,
@@ -268,24 +282,17 @@ export class Agent {
         bridge: (findNetwork(this.desired, nic.networkId) as DesiredNetwork).bridge,
       }));
       try {
-        for (const port of pendingPorts) {
-          await this.ports.protectPending(this.desired, port);
-        }
-        await this.hypervisor.deployVm({
-          uuid: input.uuid,
-          name: input.name,
-          memoryMiB: input.memoryMiB,
-          vcpus: input.vcpus,
-          boot: input.boot,
-          nics: nics.map((nic, index) => ({
-            bridge: (pendingPorts[index] as PendingPort).bridge,
-            mac: nic.mac,
-            device: (pendingPorts[index] as PendingPort).device,
-            model: nic.model,
-          })),
-        });
+        for (const port of pendingPorts) await this.ports.protectPending(this.desired, port);
+        const { uuid, name, memoryMiB, vcpus, boot } = input;
+        const specs = pendingPorts.map((port, index) => ({
+          bridge: port.bridge,
+          mac: port.mac,
+          device: port.device,
+          model: nics[index]?.model,
+        }));
+        await this.hypervisor.deployVm({ uuid, name, memoryMiB, vcpus, boot, nics: specs });
       } catch (error) {
-        await this.commit(previous);
+        await this.record.commit(previous);
         for (const port of pendingPorts) await this.ports.abandonPending(port.device);
         throw error;
       } finally {
@@ -298,6 +305,7 @@ export class Agent {
 
   /** vm.stop: the VM's ports lose their rules once its taps are gone; its NICs stay wanted (detached). */
   async stopVm(uuid: string, force: boolean): Promise<{ uuid: string; state: VmInfo["state"] }> {
+    this.record.requireTrusted();
     return this.vmLocks.run(uuid, async () => {
       await this.requireVm(uuid, "params.uuid");
       await this.hypervisor.stopVm(uuid, { force });
@@ -310,15 +318,12 @@ export class Agent {
     return this.hypervisor.listVms();
   }
 
-  /**
-   * state.sync: the server's full desired state replaces ours (src/agent/sync-state.ts).
-   */
+  /** state.sync: the server's full desired state replaces ours, readable or not (src/agent/sync-state.ts). */
   syncState(networks: EnsureNetworkInput[], vms: { uuid: string; nics: NicInput[] }[]): Promise<ReconcileSummary> {
+    this.record.replacing();
     return syncState(
       {
-        desired: () => this.desired,
-        commit: (next) => this.commit(next),
-        nic: (input, field) => this.desiredNic(input, field),
+        record: this.record,
         vm: (uuid) => vmIfExists(this.hypervisor, uuid),
         ensureNetwork: (input) => this.ensureNetwork(input),
         removeNetwork: (networkId) => this.removeNetwork(networkId),
@@ -334,6 +339,7 @@ export class Agent {
 
   /** Applies a hypervisor event to the affected VM only; a reconnect triggers a full reconcile. */
   private onHypervisorEvent(event: HypervisorEvent): void {
+    if (this.record.problem !== undefined) return;
     if (event.type === "connection-lost") {
       this.log.warn({ reason: event.reason }, "hypervisor connection lost");
       return;
@@ -388,13 +394,6 @@ export class Agent {
     for (const report of sent) this.deps.report(report);
     return sent;
   }
-
-  private desiredNic(input: NicInput, field: string): DesiredNic {
-    return desiredNic(this.desired, input, field);
-  }
-
-  private async commit(next: DesiredState): Promise<void> {
-    this.desired = next;
-    await this.deps.store.save(next);
-  }
 }
+
+const NOTHING_CHANGED: ApplyResult = { changed: false, addedPorts: [], updatedPorts: [], removedPorts: [] };

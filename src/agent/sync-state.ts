@@ -2,15 +2,14 @@ import type { Mac } from "../addressing/index.js";
 import type { VmInfo } from "../hypervisor/hypervisor.js";
 import type { Logger } from "../log.js";
 import type { ReconcileSummary } from "./agent.js";
-import { type DesiredNic, type DesiredState, nicsOnNetwork, withNic, withoutNic } from "./desired-state.js";
+import type { DesiredRecord } from "./desired-record.js";
+import { nicsOnNetwork, withNic, withoutNic } from "./desired-state.js";
 import type { EnsureNetworkInput, NicInput } from "./inputs.js";
 import type { VifReport } from "./vif-report.js";
 
 /** What `syncState` needs of the agent core: its state and its own commands. */
 export interface SyncOperations {
-  desired(): DesiredState;
-  commit(next: DesiredState): Promise<void>;
-  nic(input: NicInput, field: string): DesiredNic;
+  record: DesiredRecord;
   /** The VM, or undefined when there is none. */
   vm(uuid: string): Promise<VmInfo | undefined>;
   ensureNetwork(input: EnsureNetworkInput): Promise<unknown>;
@@ -34,9 +33,9 @@ export async function syncState(
 ): Promise<ReconcileSummary> {
   for (const network of networks) await ops.ensureNetwork(network);
   for (const [vmIndex, vm] of vms.entries()) {
-    const wanted = vm.nics.map((nic, index) => ops.nic(nic, `params.vms[${vmIndex}].nics[${index}]`));
+    const wanted = vm.nics.map((nic, index) => ops.record.nic(nic, `params.vms[${vmIndex}].nics[${index}]`));
     const info = await ops.vm(vm.uuid);
-    const managed = new Set<string>(ops.desired().networks.map((n) => n.bridge));
+    const managed = new Set<string>(ops.record.state.networks.map((n) => n.bridge));
     if (info !== undefined) {
       for (const nic of info.nics) {
         if (nic.bridge !== undefined && managed.has(nic.bridge) && !wanted.some((w) => w.mac === nic.mac)) {
@@ -45,22 +44,22 @@ export async function syncState(
       }
       for (const nic of wanted) await ops.plugNic(vm.uuid, nic);
     } else {
-      let next = ops.desired();
+      let next = ops.record.state;
       for (const nic of wanted) next = withNic(next, vm.uuid, nic);
-      await ops.commit(next);
+      await ops.record.commit(next);
     }
   }
   const listed = new Set(vms.map((vm) => vm.uuid));
   const keepIds = new Set(networks.map((n) => n.networkId));
-  for (const vm of ops.desired().vms) {
+  for (const vm of ops.record.state.vms) {
     if (!listed.has(vm.uuid)) {
-      let next = ops.desired();
+      let next = ops.record.state;
       for (const nic of vm.nics) next = withoutNic(next, nic.mac);
-      await ops.commit(next);
+      await ops.record.commit(next);
     }
   }
-  for (const network of ops.desired().networks) {
-    if (!keepIds.has(network.networkId) && nicsOnNetwork(ops.desired(), network.networkId).length === 0) {
+  for (const network of ops.record.state.networks) {
+    if (!keepIds.has(network.networkId) && nicsOnNetwork(ops.record.state, network.networkId).length === 0) {
       await ops.removeNetwork(network.networkId).catch((error) => ops.log.warn({ err: error, network: network.networkId }, "network kept"));
     }
   }

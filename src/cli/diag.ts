@@ -26,9 +26,15 @@ export async function runDiag(options: DiagCommandOptions): Promise<void> {
     const config = await loadAgentConfig(configPath);
     const logger = createLogger("silent");
     const parts: AgentParts = await buildAgentParts(config, logger);
-    const desired = await parts.store.load();
+    // Read-only: diag never moves a damaged state file aside; the daemon does that.
+    const desired = await parts.store.load({ readOnly: true });
     // The hypervisor check connects (libvirt URI or XAPI login) and closes again.
-    report = await diagnoseWith(parts, () => desired, { backend: parts.backend.hypervisor, connect: true });
+    report = await diagnoseWith(
+      parts,
+      () => desired,
+      { backend: parts.backend.hypervisor, connect: true },
+      () => parts.store.unusable(),
+    );
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);
   const code = exitCodeFor(report.worst);

@@ -12,6 +12,7 @@ import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
 import { buildAgentParts } from "./parts.js";
+import { lockStateDir } from "./state-lock.js";
 
 /**
  * After an orderly stop the process must end even if a library still holds a handle (seen: the
@@ -35,6 +36,7 @@ const STOP_GRACE_MS = 20_000;
 export async function runDaemon(configPath: string): Promise<number> {
   const config = await loadAgentConfig(configPath);
   const logger = createLogger(config.logLevel);
+  const unlock = await lockStateDir(config.stateDir);
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
@@ -57,7 +59,12 @@ export async function runDaemon(configPath: string): Promise<number> {
   const management = config.management;
   const token = management.token ?? (management.tokenFile === undefined ? undefined : readFileSync(management.tokenFile, "utf8").trim());
   const handler = commandHandler(agent, () =>
-    diagnoseWith(parts, () => agent.state, { backend: parts.backend.hypervisor, connect: false }),
+    diagnoseWith(
+      parts,
+      () => agent.state,
+      { backend: parts.backend.hypervisor, connect: false },
+      () => agent.stateProblem,
+    ),
   );
   const facts = await parts.backend.hypervisor.facts();
   channel = new AgentChannel({
@@ -84,6 +91,7 @@ export async function runDaemon(configPath: string): Promise<number> {
         hostname: hostname(),
         hypervisor: parts.backend.hypervisor.kind,
         versions: { agent: VERSION, hypervisor: facts.hypervisorVersion, library: facts.libraryVersion, firewall: parts.firewall.backend },
+        stateProblem: agent.stateProblem,
         capabilities: [...parts.backend.capabilities, `firewall:${parts.firewall.backend}`],
         inventory: {
           networks: inventory.networks.map((network) => ({
@@ -155,6 +163,7 @@ export async function runDaemon(configPath: string): Promise<number> {
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
+        .then(() => unlock())
         .then(
           () => {
             logger.info("stopped");

@@ -1,6 +1,6 @@
 import type { DesiredState } from "../agent/desired-state.js";
 import { hostView } from "../agent/host-view.js";
-import type { DiagReport } from "../diag/check.js";
+import { type DiagReport, fail } from "../diag/check.js";
 import type { HypervisorProbe } from "../diag/hypervisor.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
 import type { HypervisorConfig } from "./config.js";
@@ -16,6 +16,8 @@ export async function diagnoseWith(
   parts: Pick<AgentParts, "config" | "firewall" | "backend">,
   desired: () => DesiredState,
   hypervisor?: { backend: Hypervisor; connect: boolean },
+  /** Why the desired state could not be read (the agent then leaves the live rules alone), if so. */
+  stateProblem: () => string | undefined = () => undefined,
 ): Promise<DiagReport> {
   // Loaded on the first host.diagnose: the daemon otherwise never needs the checks in memory.
   const [{ agentChecks }, { diagnose }, { hypervisorCheck }] = await Promise.all([
@@ -44,10 +46,15 @@ export async function diagnoseWith(
       const view = hostView(state, probe?.vms ?? [], parts.backend.guestPortPatterns);
       const networks = state.networks.map((network) => ({ ...network, prefix: network.network.cidr }));
       const result = await agentChecks({ ...view, networks, firewall: parts.firewall, netns: config.netns });
-      return { checks: probe === undefined ? result.checks : [probe.check, ...result.checks], vifs: result.vifs };
+      const problem = stateProblem();
+      const stateCheck = problem === undefined ? [] : [fail("agent.state", problem, STATE_FIX)];
+      return { checks: [...(probe === undefined ? [] : [probe.check]), ...stateCheck, ...result.checks], vifs: result.vifs };
     },
   });
 }
+
+const STATE_FIX =
+  "the agent leaves the live rules as they are and refuses changes until the management server sends state.sync; or restore a good copy of the file and restart the agent";
 
 /** Describes the configured hypervisor connection for diag's hypervisor check. */
 export function hypervisorProbe(config: HypervisorConfig, backend: Hypervisor, connect: boolean): HypervisorProbe {

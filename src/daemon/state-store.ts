@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { V6Error } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -7,7 +7,9 @@ import type { Logger } from "../log.js";
 /**
  * The agent's desired state on disk (design section 2, "state file"): one JSON document with a
  * schema version, replaced atomically so a crash at any instant leaves either the old or the new
- * complete state, never a torn one. Generic over the payload; the agent core owns its shape.
+ * complete state, never a torn one. The state it replaces is kept as `<path>.prev`, so a file
+ * damaged behind our back (a disk error, an editor, a truncation) falls back to the last good one
+ * rather than to nothing. Generic over the payload; the agent core owns its shape.
  */
 export interface StateStoreOptions<T> {
   /** The state file, e.g. /var/lib/v6agent/state.json. */
@@ -26,6 +28,9 @@ export interface StateStoreOptions<T> {
 export type LoadReport =
   | { status: "loaded"; savedAt: string }
   | { status: "missing" }
+  /** The file was corrupt (kept aside); the previous good state was loaded instead. */
+  | { status: "recovered"; reason: string; keptAs: string; savedAt: string }
+  /** The file was corrupt and there is no good previous state: what was loaded is empty and must not be acted on. */
   | { status: "corrupt"; reason: string; keptAs: string };
 
 /** The file's envelope around the payload. */
@@ -59,28 +64,74 @@ export class StateStore<T> {
 
   /**
    * Reads the state. A missing file gives `empty()`. A corrupt file (not JSON, a bad envelope, or
-   * a payload `validate` rejects) is renamed to `<path>.corrupt-<timestamp>`, reported in the log
-   * and in `lastLoad`, and `empty()` is returned so the agent can start and converge from the
-   * management server's full state. A newer schema version is an error: an older agent must not
-   * guess at, or overwrite, state a newer one wrote.
+   * a payload `validate` rejects) is renamed to `<path>.corrupt-<timestamp>` and the previous good
+   * state (`<path>.prev`) is loaded instead (`recovered`); with none, `empty()` is returned and
+   * `lastLoad` says `corrupt`, which `unusable()` turns into the reason the caller must not act
+   * on it (the agent then leaves the live rules alone until the server's state.sync). A newer
+   * schema version is an error: an older agent must not guess at, or overwrite, state a newer
+   * one wrote. A path that cannot be read (a directory, no permission) is an error too.
    */
-  async load(): Promise<T> {
-    await this.removeStaleTemps();
-    let text: string;
-    try {
-      text = await readFile(this.options.path, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-        this.report = { status: "missing" };
-        return this.options.empty();
-      }
-      throw new V6Error("host_failure", `cannot read state file ${this.options.path}: ${(error as Error).message}`, { cause: error });
+  async load(options: { readOnly?: boolean } = {}): Promise<T> {
+    // `readOnly` (diag): look, change nothing on disk; a corrupt file stays where it is.
+    if (options.readOnly !== true) await this.removeStaleTemps();
+    const text = await this.readText(this.options.path);
+    if (text === undefined) {
+      this.report = { status: "missing" };
+      return this.options.empty();
     }
+    const current = this.decode(text);
+    if ("value" in current) {
+      this.report = { status: "loaded", savedAt: current.savedAt };
+      return current.value;
+    }
+    const keptAs = options.readOnly === true ? this.options.path : await this.keepAside();
+    const previousText = await this.readText(this.previousPath).catch(() => undefined);
+    const previous = previousText === undefined ? undefined : this.decode(previousText);
+    if (previous !== undefined && "value" in previous) {
+      this.report = { status: "recovered", reason: current.problem, keptAs, savedAt: previous.savedAt };
+      this.options.logger?.error(
+        { path: this.options.path, keptAs, reason: current.problem, previousSavedAt: previous.savedAt },
+        "state file is corrupt; kept it aside and loaded the previous good state",
+      );
+      return previous.value;
+    }
+    this.report = { status: "corrupt", reason: current.problem, keptAs };
+    this.options.logger?.error(
+      { path: this.options.path, keptAs, reason: current.problem },
+      "state file is corrupt and no previous good state exists; the live rules stay as they are until the server sends state.sync",
+    );
+    return this.options.empty();
+  }
+
+  /** Why the loaded state must not be acted on (a corrupt file with no good previous copy), if so. */
+  unusable(): string | undefined {
+    const report = this.report;
+    return report?.status === "corrupt"
+      ? `state file ${this.options.path} is corrupt (${report.reason}; kept as ${report.keptAs})`
+      : undefined;
+  }
+
+  private get previousPath(): string {
+    return `${this.options.path}.prev`;
+  }
+
+  /** The file's text, or undefined when it does not exist. */
+  private async readText(path: string): Promise<string | undefined> {
+    try {
+      return await readFile(path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new V6Error("host_failure", `cannot read state file ${path}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** The payload of a state file's text, or why it is unusable. Schema versions this build cannot read throw. */
+  private decode(text: string): { value: T; savedAt: string } | { problem: string } {
     let file: StateFile;
     try {
       file = parseEnvelope(text);
     } catch (error) {
-      return this.keepAside((error as Error).message);
+      return { problem: (error as Error).message };
     }
     if (file.schemaVersion > this.options.version) {
       throw new V6Error(
@@ -94,14 +145,11 @@ export class StateStore<T> {
         `state file ${this.options.path} has schema version ${file.schemaVersion}, older than ${this.options.version}, and no migration exists yet; move the file away to start from an empty state`,
       );
     }
-    let value: T;
     try {
-      value = this.options.validate(file.state);
+      return { value: this.options.validate(file.state), savedAt: file.savedAt };
     } catch (error) {
-      return this.keepAside(`invalid state: ${error instanceof Error ? error.message : String(error)}`);
+      return { problem: `invalid state: ${error instanceof Error ? error.message : String(error)}` };
     }
-    this.report = { status: "loaded", savedAt: file.savedAt };
-    return value;
   }
 
   /**
@@ -133,6 +181,7 @@ export class StateStore<T> {
       } finally {
         await handle.close();
       }
+      await this.keepPrevious(directory);
       await rename(temp, this.options.path);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
@@ -144,6 +193,21 @@ export class StateStore<T> {
     } finally {
       await dir.close();
     }
+  }
+
+  /**
+   * The state about to be replaced becomes `<path>.prev`: hard-linked under a temp name, then
+   * renamed, so the state file itself is never absent and `.prev` is always a whole file.
+   */
+  private async keepPrevious(directory: string): Promise<void> {
+    const temp = join(directory, `.${basename(this.options.path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}-prev`);
+    try {
+      await link(this.options.path, temp);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return; // the first save
+      throw error;
+    }
+    await rename(temp, this.previousPath);
   }
 
   /** Temp files a killed save left behind; the state file itself is intact by construction. */
@@ -161,16 +225,12 @@ export class StateStore<T> {
     }
   }
 
-  private async keepAside(reason: string): Promise<T> {
+  /** Moves the corrupt state file aside (for the operator to look at); returns where it went. */
+  private async keepAside(): Promise<string> {
     const stamp = (this.options.now?.() ?? new Date()).toISOString().replaceAll(":", "-");
     const keptAs = `${this.options.path}.corrupt-${stamp}`;
     await rename(this.options.path, keptAs);
-    this.report = { status: "corrupt", reason, keptAs };
-    this.options.logger?.error(
-      { path: this.options.path, keptAs, reason },
-      "state file is corrupt; kept it aside and started from an empty state",
-    );
-    return this.options.empty();
+    return keptAs;
   }
 }
 

@@ -215,6 +215,14 @@ export const AgentHelloParams = Type.Object(
     versions: Type.Object({ agent: Type.String(), hypervisor: Type.String() }, { additionalProperties: Type.String() }),
     capabilities: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 }),
     resumeToken: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    stateProblem: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "present when the agent could not read its desired state (and had no good copy): it leaves the live rules as they are and refuses changes until state.sync",
+      }),
+    ),
     inventory: Type.Object(
       {
         networks: Type.Array(Type.Object({ networkId: Identifier, prefix: Ipv6Prefix, bridge: Type.Optional(Type.String()) }, closed)),

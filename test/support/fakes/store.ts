@@ -5,7 +5,14 @@ import { type DesiredState, emptyDesiredState } from "../../../src/agent/desired
 export class MemoryStore implements DesiredStateStore {
   readonly saved: DesiredState[] = [];
 
+  /** Set to play a state file that could not be read (and had no good copy). */
+  problem: string | undefined;
+
   constructor(private state: DesiredState = emptyDesiredState()) {}
+
+  unusable(): string | undefined {
+    return this.problem;
+  }
 
   async load(): Promise<DesiredState> {
     return this.state;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Mac, parseIpv6Network, parseMac } from "../../../src/addressing/index.js";
+import { type Mac, parseInterfaceName, parseIpv6Network, parseMac } from "../../../src/addressing/index.js";
 import { Agent } from "../../../src/agent/agent.js";
 import { findNic } from "../../../src/agent/desired-state.js";
 import type { VifReport } from "../../../src/agent/vif-report.js";
@@ -178,5 +178,44 @@ describe("the agent core (fakes, no root)", () => {
     await expect(agent.plugNic(VM, { networkId: "net-1", mac: MAC })).rejects.toMatchObject({ code: "firewall_failure" });
     expect(journal.indexOf("hypervisor.attach")).toBe(-1);
     expect((await hypervisor.getVm(VM)).nics).toEqual([]);
+  });
+});
+
+describe("the agent core with an unreadable desired state (fail closed)", () => {
+  it("changes nothing until state.sync: rules stay, commands are refused, events ignored; state.sync converges", async () => {
+    const fakes = fakeBackend("agent");
+    const firewall = new FakeFirewall(fakes.journal);
+    // What an earlier run left live: a protected guest port on a managed bridge.
+    await firewall.upsertPort({
+      device: parseInterfaceName("vif1.0"),
+      bridge: parseInterfaceName("br-net-1"),
+      mac: MAC,
+      linkLocals: ["fe80::5054:ff:fe00:a"],
+      ipv6: [],
+      ipv4: [],
+    });
+    fakes.hypervisor.addVm(VM, { nics: [{ mac: MAC, bridge: "br-net-1" }] });
+    const store = new MemoryStore();
+    store.problem = "state file /var/lib/v6agent/desired-state.json is corrupt (not JSON)";
+    const agent = new Agent({ backend: fakes.backend, firewall, store, logger: createLogger("silent"), report: () => undefined });
+    fakes.journal.clear();
+    const summary = await agent.start();
+    expect(summary.firewall.changed).toBe(false);
+    expect(agent.stateProblem).toMatch(/is corrupt/);
+    await agent.reconcile();
+    fakes.hypervisor.emit({ type: "vm-stopped", uuid: VM });
+    await expect(agent.ensureNetwork(NETWORK)).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringMatching(/until state.sync/),
+    });
+    await expect(agent.plugNic(VM, { networkId: "net-1", mac: MAC_B })).rejects.toMatchObject({ code: "unavailable" });
+    expect(fakes.journal.entries.filter((entry) => entry.startsWith("firewall."))).toEqual([]);
+    expect([...firewall.ports.keys()]).toEqual(["vif1.0"]);
+    expect(store.saved).toEqual([]);
+
+    await agent.syncState([NETWORK], [{ uuid: VM, nics: [{ networkId: "net-1", mac: MAC, ipv6: ["2001:db8:1:1::a"] }] }]);
+    expect(agent.stateProblem).toBeUndefined();
+    expect(firewall.ports.get("vif1.0")?.ipv6).toEqual(["2001:db8:1:1::a"]);
+    expect(store.saved.length).toBeGreaterThan(0);
   });
 });

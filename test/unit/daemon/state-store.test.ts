@@ -95,7 +95,36 @@ describe("StateStore", () => {
     await Promise.all(Array.from({ length: 40 }, (_, index) => s.save({ ports: [`vnet${index}`] }).then(() => finished.push(index))));
     expect(finished).toEqual(Array.from({ length: 40 }, (_, index) => index));
     expect(await store().load()).toEqual({ ports: ["vnet39"] });
-    expect((await readdir(join(dir, "state"))).sort()).toEqual(["state.json"]);
+    expect((await readdir(join(dir, "state"))).sort()).toEqual(["state.json", "state.json.prev"]);
+    expect(JSON.parse(await readFile(`${path}.prev`, "utf8")).state).toEqual({ ports: ["vnet38"] });
+  });
+
+  it("falls back to the previous good state when the file is damaged behind its back (truncated, emptied, garbage)", async () => {
+    for (const damage of ["", '{"schemaVersion": 2, "savedAt": "x", "st', "\u0000\u0000garbage"]) {
+      await rm(join(dir, "state"), { recursive: true, force: true });
+      const s = store();
+      await s.save({ ports: ["vnet1"] });
+      await s.save({ ports: ["vnet1", "vnet2"] });
+      await writeFile(path, damage);
+      const loader = store();
+      expect(await loader.load()).toEqual({ ports: ["vnet1"] });
+      expect(loader.lastLoad).toMatchObject({ status: "recovered", keptAs: `${path}.corrupt-2026-11-26T10-00-00.000Z` });
+      expect(loader.unusable()).toBeUndefined();
+    }
+  });
+
+  it("with no good previous state, loads empty but says the state is unusable, so nothing is acted on", async () => {
+    await mkdir(join(dir, "state"), { recursive: true });
+    await writeFile(path, "{ truncated");
+    const loader = store();
+    expect(await loader.load()).toEqual({ ports: [] });
+    expect(loader.lastLoad?.status).toBe("corrupt");
+    expect(loader.unusable()).toMatch(/^state file .* is corrupt \(not JSON: .*; kept as .*corrupt-/);
+  });
+
+  it("refuses a state path it cannot read (a directory) with an error, not an empty state", async () => {
+    await mkdir(path, { recursive: true });
+    await expect(store().load()).rejects.toMatchObject({ code: "host_failure", message: expect.stringMatching(/EISDIR/) });
   });
 
   it("reports a failed save and keeps serving later ones", async () => {
@@ -112,5 +141,6 @@ describe("StateStore", () => {
     await writeFile(join(dir, "state", ".state.json.tmp-999-deadbeef"), '{"half": ');
     expect(await store().load()).toEqual({ ports: ["vnet7"] });
     expect(await readdir(join(dir, "state"))).toEqual(["state.json"]);
+    expect(store().unusable()).toBeUndefined();
   });
 });
