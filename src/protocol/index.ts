@@ -17,6 +17,7 @@ export type {
   AgentHelloResult,
   HostDiagnoseResult,
   NetworkEnsureParams,
+  ObservedDuid,
   RequestId,
   RpcErrorObject,
   StateSyncParams,
