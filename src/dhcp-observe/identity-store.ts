@@ -51,7 +51,7 @@ export class DhcpIdentityStore {
       return previous;
     }
     this.forget(device);
-    const observation: DuidObservation = {
+    return this.insert({
       device,
       mac,
       duid,
@@ -62,15 +62,26 @@ export class DhcpIdentityStore {
       firstSeen: now,
       lastSeen: now,
       messages: 1,
-    };
-    this.byDevice.set(device, observation);
-    let devices = this.byDuid.get(duid.hex);
+    });
+  }
+
+  private insert(observation: DuidObservation): DuidObservation {
+    this.byDevice.set(observation.device, observation);
+    let devices = this.byDuid.get(observation.duid.hex);
     if (devices === undefined) {
       devices = new Set();
-      this.byDuid.set(duid.hex, devices);
+      this.byDuid.set(observation.duid.hex, devices);
     }
-    devices.add(device);
+    devices.add(observation.device);
     return observation;
+  }
+
+  /** Puts back what a saved file held (src/dhcp-observe/identity-file.ts); `matches` is worked out again. */
+  restore(saved: readonly Omit<DuidObservation, "matches" | "expected">[]): void {
+    for (const entry of saved) {
+      this.forget(entry.device);
+      this.insert({ ...entry, matches: isDuidLlOf(entry.duid, entry.mac), expected: duidLl(entry.mac) });
+    }
   }
 
   get(device: string): DuidObservation | undefined {
