@@ -1,6 +1,7 @@
 import type { Firewall, FirewallState, GuestPort } from "../firewall/model.js";
 import { bridgeChecks } from "./bridges.js";
 import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow } from "./check.js";
+import { dhcpIdentityChecks } from "./dhcp-identity.js";
 import { type DeviceRole, sysctlChecks } from "./sysctl.js";
 
 /**
@@ -131,6 +132,9 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       linkLocal: report.linkLocal,
       rulesPresent: report.device !== undefined && complete.has(report.device),
       ...(report.device === undefined ? {} : { device: report.device }),
+      ...(report.observedDuid === undefined
+        ? {}
+        : { observedDuid: `${report.observedDuid.typeName} ${report.observedDuid.duid}`, duidMatches: report.observedDuid.matchesDuidLL }),
       ...(counter === undefined
         ? {}
         : {
@@ -144,6 +148,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
           }),
     };
   });
+  checks.push(...dhcpIdentityChecks(inputs.vifs));
   return { checks, vifs };
 }
 
