@@ -8,6 +8,7 @@ import { AgentChannel } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
+import { DhcpIdentityEvidence } from "./dhcp-identity.js";
 import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
@@ -41,6 +42,8 @@ export async function runDaemon(configPath: string): Promise<number> {
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
+  const identities = new DhcpIdentityEvidence({ stateDir: config.stateDir, netns: config.netns, logger, metrics });
+  await identities.load();
   const agent = new Agent({
     backend: parts.backend,
     firewall: parts.firewall,
@@ -50,10 +53,13 @@ export async function runDaemon(configPath: string): Promise<number> {
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },
+    identity: identities.lookup,
   });
 
   const summary = await agent.start();
   metrics.setProtectedPorts(summary.protectedPorts);
+  identities.retain(agent.heartbeat().vifs.map((vif) => vif.device));
+  identities.start(agent);
   logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
 
   const management = config.management;
@@ -64,6 +70,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       () => agent.state,
       { backend: parts.backend.hypervisor, connect: false },
       () => agent.stateProblem,
+      identities.lookup,
     ),
   );
   const facts = await parts.backend.hypervisor.facts();
@@ -132,6 +139,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       .reconcile()
       .then(async (result) => {
         metrics.setProtectedPorts(result.protectedPorts);
+        identities.retain(agent.heartbeat().vifs.map((vif) => vif.device));
         metrics.setDrops?.(await parts.firewall.counters());
       })
       .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
@@ -162,6 +170,7 @@ export async function runDaemon(configPath: string): Promise<number> {
       (channel as AgentChannel)
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
+        .then(() => identities.close())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
         .then(() => unlock())
         .then(
