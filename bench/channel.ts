@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "v6agent-bench-"));
   try {
     // 1. Latency and throughput of a no-op command, agent in its own process with a persisted outbox.
-    const server = new ManagementServer();
+    const server = new ManagementServer({ unauthenticatedLoopback: true });
     const { url } = await server.start();
     // BENCH_AGENT_NODE_ARGS, e.g. "--max-semi-space-size=1", shows what V8 heap flags buy.
     const agentArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
 
     // 2. 1,000 agents reconnecting after a server restart (1 s of downtime, default backoff).
     const fleetSize = 1000;
-    const first = new ManagementServer({ silenceTimeoutMs: 120_000 });
+    const first = new ManagementServer({ unauthenticatedLoopback: true, silenceTimeoutMs: 120_000 });
     const { port, url: fleetUrl } = await first.start();
     let connected = 0;
     first.on("agent", () => {
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     console.log(`${fleetSize} agents first connection: ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     await first.stop();
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const second = new ManagementServer({ port, silenceTimeoutMs: 120_000 });
+    const second = new ManagementServer({ unauthenticatedLoopback: true, port, silenceTimeoutMs: 120_000 });
     let back = 0;
     second.on("agent", () => {
       back += 1;

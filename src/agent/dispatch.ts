@@ -72,9 +72,9 @@ function networkInput(params: MethodParams<"network.ensure">, field: string): En
   return {
     networkId: params.networkId,
     network: parseIpv6Network(params.prefix, `${field}.prefix`),
-    ...(params.gateway === undefined ? {} : { gateway: params.gateway }),
-    ...(params.vlan === undefined ? {} : { vlan: parseVlanId(params.vlan, `${field}.vlan`) }),
-    ...(params.mtu === undefined ? {} : { mtu: parseMtu(params.mtu, `${field}.mtu`) }),
+    gateway: params.gateway,
+    vlan: params.vlan === undefined ? undefined : parseVlanId(params.vlan, `${field}.vlan`),
+    mtu: params.mtu === undefined ? undefined : parseMtu(params.mtu, `${field}.mtu`),
   };
 }
 
@@ -82,9 +82,9 @@ function nicInput(params: { networkId: string; mac: string; model?: string; ipv6
   return {
     networkId: params.networkId,
     mac: parseMac(params.mac, `${field}.mac`),
-    ...(params.model === undefined ? {} : { model: parseNicModel(params.model, `${field}.model`) }),
-    ...(params.ipv6 === undefined ? {} : { ipv6: params.ipv6 }),
-    ...(params.ipv4 === undefined ? {} : { ipv4: params.ipv4 }),
+    model: params.model === undefined ? undefined : parseNicModel(params.model, `${field}.model`),
+    ipv6: params.ipv6,
+    ipv4: params.ipv4,
   };
 }
 
@@ -92,8 +92,8 @@ function listedNic(nic: { mac: string; device: string | undefined; bridge: strin
   return {
     mac: nic.mac,
     model: nic.model,
-    ...(nic.device === undefined ? {} : { device: nic.device }),
-    ...(nic.bridge === undefined ? {} : { bridge: nic.bridge }),
+    device: nic.device,
+    bridge: nic.bridge,
   };
 }
 

@@ -96,8 +96,9 @@ function desiredNicReport(
     networkId: nic.networkId,
     ipv6: nic.ipv6,
     state: port === undefined ? "detached" : "protected",
-    ...(port === undefined ? {} : { device: port.device, observedDuid: identity?.(port.device) }),
-    ...(bridge === undefined ? {} : { bridge }),
+    device: port?.device,
+    bridge,
+    observedDuid: port === undefined ? undefined : identity?.(port.device),
   });
 }
 
@@ -110,8 +111,8 @@ function observedPortReport(desired: DesiredState, port: ObservedPort, identity:
     state: "protected",
     device: port.device,
     bridge: port.bridge,
+    networkId: network?.networkId,
     observedDuid: identity?.(port.device),
-    ...(network === undefined ? {} : { networkId: network.networkId }),
   });
 }
 

@@ -30,9 +30,14 @@ export class CommandScheduler {
     return this.queue.length;
   }
 
+  /** Whether submit would take a job now. */
+  hasRoom(): boolean {
+    return this.queue.length < this.maxQueued;
+  }
+
   /** Queues a job; returns false (and does nothing) when the queue is full. */
   submit(keys: readonly string[], run: () => Promise<void>): boolean {
-    if (this.queue.length >= this.maxQueued) return false;
+    if (!this.hasRoom()) return false;
     this.queue.push({ keys, run });
     this.pump();
     return true;

@@ -62,6 +62,8 @@ export function clientOptions(security: ConnectionSecurity, limits: { maxPayload
     handshakeTimeout: limits.handshakeTimeoutMs,
     perMessageDeflate: false,
     followRedirects: false,
+    // Invalid UTF-8 is answered by the frame parser (-32700), not by closing the connection.
+    skipUTF8Validation: true,
   };
   if (security.token !== undefined) options.headers = { authorization: `Bearer ${security.token}` };
   if (security.tls !== undefined) {

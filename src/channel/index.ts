@@ -11,5 +11,6 @@ export {
 } from "./agent-channel.js";
 export { CommandScheduler, EXCLUSIVE } from "./command-scheduler.js";
 export { type ChannelTls, checkServerUrl, isLoopbackHost } from "./connection-options.js";
+export { requestDigest } from "./request-digest.js";
 export { defaultResourceKey } from "./resource-key.js";
 export { ResultStore, type StoredCommand, type StoredResponse } from "./result-store.js";

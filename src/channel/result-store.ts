@@ -1,34 +1,42 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, copyFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { type RequestId, RPC_ERRORS, type RpcErrorObject, rpcError } from "../protocol/index.js";
+import { V6Error } from "../errors.js";
+import { type RequestId, RPC_ERRORS, rpcError } from "../protocol/index.js";
+import {
+  appendRecord,
+  type JournalRecord,
+  openForAppend,
+  readJournal,
+  type StoredResponse,
+  unusable,
+  writeJournal,
+} from "./journal-file.js";
+
+export type { StoredResponse } from "./journal-file.js";
 
 /**
- * The agent's memory of commands, persisted across restarts: which ids started, their final
- * response (result or error), and whether that response was handed to a live connection. It is
- * both the outbox (responses not yet sent are delivered after the next `agent.hello`) and the
- * duplicate filter (an id seen before is answered from here, never executed twice).
+ * The agent's memory of commands, persisted across restarts: which ids started (with a digest
+ * of the request), their final response (result or error), and whether that response was handed
+ * to a live connection. It is both the outbox (responses not yet sent are delivered after the
+ * next `agent.hello`) and the duplicate filter (an id seen before is answered from here, never
+ * executed twice).
  *
- * Storage is an append-only JSON-lines journal, compacted atomically (write + rename) when it
+ * Storage is an append-only JSON-lines journal (./journal-file.ts), compacted atomically when it
  * grows, so recording a step costs one small append rather than rewriting the file. A command
  * that started but never finished before a restart is answered with -32010 "interrupted":
- * running it again could apply it twice.
+ * running it again could apply it twice. A damaged journal cannot say which ids ran: the store
+ * is then `damaged` (the channel refuses ids it does not know, -32011) until a server
+ * acknowledges the damage in its hello answer.
  */
-export type StoredResponse = { result: unknown } | { error: RpcErrorObject };
-
 export interface StoredCommand {
   id: RequestId;
   method: string;
+  /** Fingerprint of the request (./request-digest.ts); absent only in entries rebuilt from damage. */
+  digest?: string;
   state: "running" | "done";
   response?: StoredResponse;
   sent: boolean;
 }
-
-type JournalRecord =
-  | { t: "start"; id: RequestId; method: string }
-  | { t: "done"; id: RequestId; response: StoredResponse }
-  | { t: "sent"; id: RequestId }
-  | { t: "token"; token: string };
 
 export interface ResultStoreOptions {
   /** Journal file; omitted: in memory only (tests, benchmarks, simulated agents). */
@@ -46,7 +54,11 @@ export class ResultStore {
   private fd: number | undefined;
   private journalLines = 0;
   private token: string | undefined;
+  private damage: string | undefined;
+  /** The last append failed: the file may end in a partial line, so the next write rewrites it whole. */
+  private broken = false;
 
+  /** Throws a V6Error naming the path when the journal cannot be read or written. */
   constructor(options: ResultStoreOptions = {}) {
     this.path = options.path;
     this.maxEntries = options.maxEntries ?? 1000;
@@ -61,16 +73,35 @@ export class ResultStore {
   set resumeToken(token: string | undefined) {
     if (token === undefined || token === this.token) return;
     this.token = token;
-    this.append({ t: "token", token });
+    this.tryAppend({ t: "token", token });
+  }
+
+  /** True from finding damage until a server acknowledged it: ids this store does not know cannot be proven new. */
+  get damaged(): boolean {
+    return this.damage !== undefined;
+  }
+
+  /** A server promised to send only new ids from now on: every id unknown here is new again. */
+  acknowledgeDamage(): void {
+    if (this.damage === undefined) return;
+    this.logger?.warn({ damage: this.damage }, "the management server acknowledged the journal damage; new command ids run again");
+    this.damage = undefined;
+    try {
+      this.compact();
+    } catch (error) {
+      // The file still says damaged: after a restart the store is damaged again, which is safe.
+      this.logger?.error({ err: error }, "could not rewrite the command journal after the acknowledgement");
+    }
   }
 
   get(id: RequestId): StoredCommand | undefined {
     return this.entries.get(key(id));
   }
 
-  begin(id: RequestId, method: string): void {
-    this.entries.set(key(id), { id, method, state: "running", sent: false });
-    this.append({ t: "start", id, method });
+  /** Records that a command starts; throws (and records nothing) when the journal cannot be written. */
+  begin(id: RequestId, method: string, digest: string): void {
+    this.append({ t: "start", id, method, digest });
+    this.entries.set(key(id), { id, method, digest, state: "running", sent: false });
   }
 
   complete(id: RequestId, response: StoredResponse): void {
@@ -78,7 +109,8 @@ export class ResultStore {
     if (entry === undefined || entry.state === "done") return;
     entry.state = "done";
     entry.response = response;
-    this.append({ t: "done", id, response });
+    // Not recorded on disk: after a restart the command reads as interrupted, never as new.
+    this.tryAppend({ t: "done", id, response });
     this.evict();
   }
 
@@ -86,7 +118,7 @@ export class ResultStore {
     const entry = this.entries.get(key(id));
     if (entry === undefined || entry.sent) return;
     entry.sent = true;
-    this.append({ t: "sent", id });
+    this.tryAppend({ t: "sent", id });
   }
 
   /** Finished responses not yet handed to a connection, oldest first. */
@@ -99,22 +131,29 @@ export class ResultStore {
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
+    if (this.fd !== undefined) closeQuietly(this.fd);
     this.fd = undefined;
   }
 
   private load(path: string): void {
-    mkdirSync(dirname(path), { recursive: true });
-    if (existsSync(path)) {
-      for (const line of readFileSync(path, "utf8").split("\n")) {
-        if (line.trim() === "") continue;
-        try {
-          this.replay(JSON.parse(line) as JournalRecord);
-        } catch {
-          // A torn last line after a crash: everything before it is intact.
-          this.logger?.warn({ path }, "outbox journal has an unreadable line; skipped");
-        }
+    const contents = readJournal(path);
+    const orphans: string[] = [];
+    for (const record of contents.records) this.replay(record, orphans);
+    const found =
+      contents.damage ?? (orphans.length > 0 ? `records for ids that never started: ${orphans.slice(0, 3).join(", ")}` : undefined);
+    if (found !== undefined) {
+      // The damaged file is kept for a post-mortem; the journal itself is rewritten below.
+      const copy = `${path}.damaged`;
+      try {
+        copyFileSync(path, copy);
+      } catch (error) {
+        this.logger?.warn({ err: error, copy }, "could not keep a copy of the damaged journal");
       }
+      this.damage = found;
+      this.logger?.error(
+        { path, damage: found, copy },
+        "command journal damaged: it cannot prove which command ids ran, so ids it does not know are refused (-32011) until a management server acknowledges the damage",
+      );
     }
     for (const entry of this.entries.values()) {
       if (entry.state === "running") {
@@ -130,30 +169,46 @@ export class ResultStore {
       }
     }
     this.evict();
-    this.compact();
+    try {
+      this.compact();
+    } catch (error) {
+      throw unusable(path, error);
+    }
   }
 
-  private replay(record: JournalRecord): void {
+  private replay(record: JournalRecord, orphans: string[]): void {
     switch (record.t) {
-      case "start":
-        this.entries.set(key(record.id), { id: record.id, method: record.method, state: "running", sent: false });
-        break;
-      case "done": {
+      case "start": {
+        const entry: StoredCommand = { id: record.id, method: record.method, state: "running", sent: false };
+        if (record.digest !== undefined) entry.digest = record.digest;
+        this.entries.set(key(record.id), entry);
+        return;
+      }
+      case "done":
+      case "sent": {
         const entry = this.entries.get(key(record.id));
-        if (entry !== undefined) {
+        if (entry === undefined) {
+          // Its start record is gone: the id ran, and other records may be gone with it.
+          orphans.push(JSON.stringify(record.id));
+          if (record.t === "done")
+            this.entries.set(key(record.id), { id: record.id, method: "unknown", state: "done", response: record.response, sent: false });
+          return;
+        }
+        if (record.t === "sent") entry.sent = true;
+        else {
           entry.state = "done";
           entry.response = record.response;
         }
-        break;
-      }
-      case "sent": {
-        const entry = this.entries.get(key(record.id));
-        if (entry !== undefined) entry.sent = true;
-        break;
+        return;
       }
       case "token":
         this.token = record.token;
-        break;
+        return;
+      case "damaged":
+        this.damage ??= "damage found at an earlier start, not yet acknowledged by a management server";
+        return;
+      case "journal":
+        return;
     }
   }
 
@@ -172,36 +227,70 @@ export class ResultStore {
     }
   }
 
+  /** Writes a record, or throws a V6Error "unavailable": a command must not run unless its start is on record. */
   private append(record: JournalRecord): void {
     if (this.path === undefined) return;
-    if (this.fd === undefined) this.fd = openSync(this.path, "a", 0o600);
-    writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    try {
+      if (this.broken) this.compact();
+      this.fd ??= openForAppend(this.path);
+      appendRecord(this.fd, record);
+    } catch (error) {
+      this.broken = true;
+      throw new V6Error("unavailable", `command journal ${this.path}: cannot write: ${(error as Error).message}`);
+    }
     this.journalLines += 1;
-    if (this.journalLines > this.maxEntries * 4 + 16) this.compact();
+    if (this.journalLines > this.maxEntries * 4 + 16) this.tryCompact();
+  }
+
+  /** For steps whose loss is safe (a later restart sees the command as interrupted or undelivered). */
+  private tryAppend(record: JournalRecord): void {
+    try {
+      this.append(record);
+    } catch (error) {
+      this.logger?.error({ err: error, record: record.t }, "could not journal a step");
+    }
+  }
+
+  private tryCompact(): void {
+    try {
+      this.compact();
+    } catch (error) {
+      this.broken = true;
+      this.logger?.error({ err: error }, "could not compact the command journal");
+    }
   }
 
   /** Rewrites the journal as the current state, atomically. */
   private compact(): void {
     if (this.path === undefined) return;
-    const lines: string[] = [];
-    if (this.token !== undefined) lines.push(JSON.stringify({ t: "token", token: this.token }));
+    const records: JournalRecord[] = [];
+    if (this.damage !== undefined) records.push({ t: "damaged" });
+    if (this.token !== undefined) records.push({ t: "token", token: this.token });
     for (const entry of this.entries.values()) {
-      lines.push(JSON.stringify({ t: "start", id: entry.id, method: entry.method }));
-      if (entry.state === "done") lines.push(JSON.stringify({ t: "done", id: entry.id, response: entry.response }));
-      if (entry.sent) lines.push(JSON.stringify({ t: "sent", id: entry.id }));
+      const start: JournalRecord = { t: "start", id: entry.id, method: entry.method };
+      if (entry.digest !== undefined) start.digest = entry.digest;
+      records.push(start);
+      if (entry.state === "done") records.push({ t: "done", id: entry.id, response: entry.response as StoredResponse });
+      if (entry.sent) records.push({ t: "sent", id: entry.id });
     }
-    const temporary = `${this.path}.tmp`;
-    const fd = openSync(temporary, "w", 0o600);
-    writeSync(fd, lines.length === 0 ? "" : `${lines.join("\n")}\n`);
-    closeSync(fd);
-    if (this.fd !== undefined) closeSync(this.fd);
-    renameSync(temporary, this.path);
-    this.fd = openSync(this.path, "a", 0o600);
-    this.journalLines = lines.length;
+    if (this.fd !== undefined) closeQuietly(this.fd);
+    this.fd = undefined;
+    writeJournal(this.path, records);
+    this.fd = openForAppend(this.path);
+    this.journalLines = records.length + 1;
+    this.broken = false;
   }
 }
 
 /** Map key of a JSON-RPC id: 1 and "1" are different ids. */
 function key(id: RequestId): string {
   return typeof id === "number" ? `n${id}` : `s${id}`;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed or invalid: nothing left to release.
+  }
 }

@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent/agent.js";
 import { commandHandler } from "../agent/dispatch.js";
-import { AgentChannel } from "../channel/index.js";
+import { AgentChannel, ResultStore } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
@@ -38,6 +38,9 @@ export async function runDaemon(configPath: string): Promise<number> {
   const config = await loadAgentConfig(configPath);
   const logger = createLogger(config.logLevel);
   const unlock = await lockStateDir(config.stateDir);
+  // Before anything touches the host (and only once the state directory is ours): an unusable
+  // journal ends the start with its path and reason.
+  const journal = new ResultStore({ path: join(config.stateDir, "channel-journal.json"), logger: logger.child({ component: "channel" }) });
   const parts = await buildAgentParts(config, logger);
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
@@ -81,13 +84,13 @@ export async function runDaemon(configPath: string): Promise<number> {
       : {
           tls: {
             ca: readFileSync(management.caFile),
-            ...(management.certFile === undefined ? {} : { cert: readFileSync(management.certFile) }),
-            ...(management.keyFile === undefined ? {} : { key: readFileSync(management.keyFile) }),
+            cert: management.certFile === undefined ? undefined : readFileSync(management.certFile),
+            key: management.keyFile === undefined ? undefined : readFileSync(management.keyFile),
           },
         }),
-    ...(token === undefined ? {} : { token }),
+    token,
     allowInsecure: management.insecure,
-    outboxPath: join(config.stateDir, "channel-journal.json"),
+    journal,
     heartbeatIntervalMs: management.heartbeatSeconds * 1000,
     liveness: { silenceTimeoutMs: management.timeoutSeconds * 1000 },
     logger,

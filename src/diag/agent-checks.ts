@@ -131,10 +131,9 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       duidLL: report.duidLL,
       linkLocal: report.linkLocal,
       rulesPresent: report.device !== undefined && complete.has(report.device),
-      ...(report.device === undefined ? {} : { device: report.device }),
-      ...(report.observedDuid === undefined
-        ? {}
-        : { observedDuid: `${report.observedDuid.typeName} ${report.observedDuid.duid}`, duidMatches: report.observedDuid.matchesDuidLL }),
+      device: report.device,
+      observedDuid: report.observedDuid === undefined ? undefined : `${report.observedDuid.typeName} ${report.observedDuid.duid}`,
+      duidMatches: report.observedDuid?.matchesDuidLL,
       ...(counter === undefined
         ? {}
         : {

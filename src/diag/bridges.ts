@@ -11,7 +11,7 @@ const RESTART = "restart the agent: its reconcile re-provisions managed networks
  */
 export async function bridgeChecks(networks: readonly DiagNetwork[], netns?: string): Promise<CheckResult[]> {
   if (networks.length === 0) return [];
-  const links = new Map((await listLinks(netns === undefined ? {} : { netns })).map((link) => [link.ifname, link]));
+  const links = new Map((await listLinks({ netns })).map((link) => [link.ifname, link]));
   const results: CheckResult[] = [];
   for (const network of networks) {
     const name = `bridge.${network.bridge}`;

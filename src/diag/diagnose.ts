@@ -46,7 +46,7 @@ export async function diagnose(options: DiagOptions): Promise<DiagReport> {
     generatedAt: new Date().toISOString(),
     worst: worstOf(checks),
     checks,
-    ...(vifs === undefined ? {} : { vifs }),
+    vifs,
   };
 }
 

@@ -70,9 +70,9 @@ export async function mgmtChecks(target: MgmtTarget, now: Date = new Date()): Pr
               socket,
               servername: host,
               rejectUnauthorized: false,
-              ...(ca === undefined ? {} : { ca }),
-              ...(target.certFile === undefined ? {} : { cert: readFileSync(target.certFile) }),
-              ...(target.keyFile === undefined ? {} : { key: readFileSync(target.keyFile) }),
+              ca,
+              cert: target.certFile === undefined ? undefined : readFileSync(target.certFile),
+              key: target.keyFile === undefined ? undefined : readFileSync(target.keyFile),
             },
             () => resolve(t),
           );

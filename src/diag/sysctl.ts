@@ -12,7 +12,7 @@ function sysctlKey(device: string, key: string): string {
 
 async function readSysctl(key: string, netns: string | undefined): Promise<string | undefined> {
   try {
-    const { stdout } = await run("sysctl", ["-n", key], { timeoutMs: 5000, ...(netns === undefined ? {} : { netns }) });
+    const { stdout } = await run("sysctl", ["-n", key], { timeoutMs: 5000, netns });
     return stdout.trim();
   } catch {
     return undefined;

@@ -50,7 +50,7 @@ export async function toolChecks(backend: "nft" | "xtables" | "auto"): Promise<{
       const text = `${stdout}${stderr}`.trim().split("\n")[0] ?? "";
       const version = /v?(\d+\.\d+(?:\.\d+)?)/.exec(text)?.[1];
       const flavour = /\((nf_tables|legacy)\)/.exec(text)?.[1];
-      versions.push({ tool: spec.tool, ...(version === undefined ? {} : { version }), ...(flavour === undefined ? {} : { flavour }) });
+      versions.push({ tool: spec.tool, version, flavour });
       checks.push(ok(`tool.${spec.tool}`, `${spec.tool} ${version ?? "(version unknown)"}${flavour === undefined ? "" : ` (${flavour})`}`));
     } catch {
       const message = `${spec.tool} is not installed`;

@@ -25,11 +25,11 @@ export interface IpLink {
 }
 
 export async function ip(args: readonly string[], options: HostnetOptions = {}): Promise<void> {
-  await run("ip", args, options.netns === undefined ? {} : { netns: options.netns });
+  await run("ip", args, { netns: options.netns });
 }
 
 async function ipJson<T>(args: readonly string[], options: HostnetOptions): Promise<T> {
-  const { stdout } = await run("ip", ["-json", "-details", ...args], options.netns === undefined ? {} : { netns: options.netns });
+  const { stdout } = await run("ip", ["-json", "-details", ...args], { netns: options.netns });
   return JSON.parse(stdout.trim() === "" ? "[]" : stdout) as T;
 }
 

@@ -19,14 +19,10 @@ export async function disableHostIpv6(device: string | readonly string[], option
   const assignments = devices.flatMap((name) =>
     Object.entries(PORT_IPV6_SYSCTLS).map(([key, value]) => `net/ipv6/conf/${name}/${key}=${value}`),
   );
-  await run("sysctl", ["-q", "-w", ...assignments], options.netns === undefined ? {} : { netns: options.netns });
+  await run("sysctl", ["-q", "-w", ...assignments], { netns: options.netns });
 }
 
 export async function readIpv6Sysctl(device: string, key: keyof typeof PORT_IPV6_SYSCTLS, options: HostnetOptions = {}): Promise<string> {
-  const { stdout } = await run(
-    "sysctl",
-    ["-n", `net/ipv6/conf/${device}/${key}`],
-    options.netns === undefined ? {} : { netns: options.netns },
-  );
+  const { stdout } = await run("sysctl", ["-n", `net/ipv6/conf/${device}/${key}`], { netns: options.netns });
   return stdout.trim();
 }

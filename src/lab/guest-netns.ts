@@ -157,7 +157,7 @@ export class NetnsGuest {
   /** The guest's IPv6 routes (the default route comes from the router's RA). */
   async routes(): Promise<Route[]> {
     const routes = await this.netns.ipJson<{ dst: string; gateway?: string; dev: string }[]>(["-6", "route", "show"]);
-    return routes.map((r) => ({ destination: r.dst, device: r.dev, ...(r.gateway === undefined ? {} : { gateway: r.gateway }) }));
+    return routes.map((r) => ({ destination: r.dst, device: r.dev, gateway: r.gateway }));
   }
 
   async defaultRoutes(): Promise<Route[]> {
@@ -172,7 +172,7 @@ export class NetnsGuest {
       "dev",
       GUEST_NIC,
     ]);
-    return entries.map((e) => ({ address: e.dst, state: e.state ?? [], ...(e.lladdr === undefined ? {} : { mac: e.lladdr }) }));
+    return entries.map((e) => ({ address: e.dst, state: e.state ?? [], mac: e.lladdr }));
   }
 
   /** Stops dhclient (if it ran) and deletes the namespace; the host-side port goes with it. */

@@ -54,7 +54,7 @@ export class LabSession {
       const value = await body();
       this.save();
       const text = detail?.(value);
-      this.progress({ step, status: "done", ...(text === undefined ? {} : { detail: text }) });
+      this.progress({ step, status: "done", detail: text });
       return value;
     } catch (error) {
       this.save();

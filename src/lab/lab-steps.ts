@@ -13,23 +13,28 @@ import { HOST_ID, LAB_NETWORK, LAB_ROUTER, type LabGuest, type LabSession, NETWO
 import { MgmtClient } from "./mgmt-client.js";
 import type { Netns } from "./netns.js";
 
-/** The management server on free loopback ports with a fresh bearer token. */
+/** The management server on free loopback ports with a fresh lab token (agents) and API token. */
 export async function startManagement(session: LabSession): Promise<{ mgmt: MgmtClient; agentsUrl: string; tokenFile: string }> {
   const tokenFile = join(session.dir, "token");
   writeFileSync(tokenFile, `${randomBytes(24).toString("hex")}\n`, { mode: 0o600 });
+  const apiToken = randomBytes(24).toString("hex");
+  const apiTokenFile = join(session.dir, "api-token");
+  writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
   const { handle, log } = session.child("mgmt", CLI_PATH, [
     "mgmt",
     "--listen",
     "127.0.0.1:0",
     "--api",
     "127.0.0.1:0",
-    "--token-file",
+    "--api-token-file",
+    apiTokenFile,
+    "--lab-token-file",
     tokenFile,
     "--heartbeat-ms",
     "5000",
   ]);
   const endpoints = await waitForJsonLine<{ agents: string; api: string }>(handle, log, ["agents", "api"], "v6agent mgmt");
-  return { mgmt: new MgmtClient(endpoints.api), agentsUrl: endpoints.agents, tokenFile };
+  return { mgmt: new MgmtClient(endpoints.api, apiToken), agentsUrl: endpoints.agents, tokenFile };
 }
 
 export function agentConfigYaml(fields: {
@@ -118,9 +123,7 @@ export async function diagnoseDrops(mgmt: MgmtClient): Promise<Map<string, { dev
   const report = (await mgmt.call(HOST_ID, "host.diagnose", {})) as unknown as {
     vifs?: { mac: string; device?: string; drops?: Record<string, number> }[];
   };
-  return new Map(
-    (report.vifs ?? []).map((vif) => [vif.mac, { ...(vif.device === undefined ? {} : { device: vif.device }), drops: vif.drops ?? {} }]),
-  );
+  return new Map((report.vifs ?? []).map((vif) => [vif.mac, { device: vif.device, drops: vif.drops ?? {} }]));
 }
 
 /** Polls host.diagnose until the attacker's port shows RA and DHCPv6-server drops (or the time is up). */

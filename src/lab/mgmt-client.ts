@@ -15,10 +15,17 @@ export interface ReportEntry {
  * as an integrator would (`v6agent mgmt --api`): list agents, send commands, read reports.
  */
 export class MgmtClient {
-  constructor(readonly apiUrl: string) {}
+  constructor(
+    readonly apiUrl: string,
+    private readonly token: string,
+  ) {}
+
+  private get headers(): Record<string, string> {
+    return { authorization: `Bearer ${this.token}` };
+  }
 
   async agentConnected(hostId: string): Promise<boolean> {
-    const response = await fetch(`${this.apiUrl}/v1/agents/${encodeURIComponent(hostId)}`);
+    const response = await fetch(`${this.apiUrl}/v1/agents/${encodeURIComponent(hostId)}`, { headers: this.headers });
     if (response.status === 404) return false;
     const body = (await response.json()) as { connected?: boolean };
     return body.connected === true;
@@ -28,20 +35,22 @@ export class MgmtClient {
   async call<M extends MethodName>(hostId: string, method: M, params: unknown, timeoutMs = 120_000): Promise<MethodResult<M>> {
     const response = await fetch(`${this.apiUrl}/v1/agents/${encodeURIComponent(hostId)}/commands`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...this.headers, "content-type": "application/json" },
       body: JSON.stringify({ method, params, timeoutMs }),
     });
     const body = (await response.json()) as { result?: unknown; error?: { message?: string; data?: { field?: string } } };
     if (body.error !== undefined) {
       throw new V6Error("host_failure", `${method} failed: ${body.error.message ?? JSON.stringify(body.error)}`, {
-        ...(body.error.data?.field === undefined ? {} : { field: body.error.data.field }),
+        field: body.error.data?.field,
       });
     }
     return body.result as MethodResult<M>;
   }
 
   async reports(since: number, method: string, waitMs = 0): Promise<{ reports: ReportEntry[]; last: number }> {
-    const response = await fetch(`${this.apiUrl}/v1/reports?since=${since}&method=${encodeURIComponent(method)}&waitMs=${waitMs}`);
+    const response = await fetch(`${this.apiUrl}/v1/reports?since=${since}&method=${encodeURIComponent(method)}&waitMs=${waitMs}`, {
+      headers: this.headers,
+    });
     return (await response.json()) as { reports: ReportEntry[]; last: number };
   }
 

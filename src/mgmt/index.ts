@@ -1,3 +1,4 @@
+export { type CredentialKind, type HostTokens, parseHostTokens, tokenHash } from "./agent-auth.js";
 export { type HttpApiOptions, ManagementHttpApi } from "./http-api.js";
 export {
   type AgentInfo,

@@ -1,125 +1,55 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo, Socket } from "node:net";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { WebSocket, WebSocketServer } from "ws";
 import { isLoopbackHost } from "../channel/connection-options.js";
 import { V6Error } from "../errors.js";
 import {
-  type AgentHelloParams,
-  decodeFrame,
-  encodeError,
-  encodeRequest,
-  encodeResult,
-  fromRpcError,
-  isMethodName,
-  METHODS,
+  type IncomingRequest,
   type MethodParams,
   type MethodResult,
   parseParams,
   parseResult,
-  type RequestId,
   RPC_ERRORS,
+  RpcPeer,
   rpcError,
   type ServerMethod,
   SUBPROTOCOL,
   toRpcError,
 } from "../protocol/index.js";
+import { type Credentials, certificateHostNames, isLabToken, tokenHash } from "./agent-auth.js";
+import { type AgentInfo, AgentRegistry } from "./agent-registry.js";
+import { HelloHandler } from "./hello.js";
+import { certificateRefusal, Listener } from "./listener.js";
 import { type Report, ReportLog } from "./report-log.js";
+import type { CallOptions, ManagementServerEvents, ManagementServerOptions } from "./server-options.js";
+import type { Session } from "./session.js";
 
-export interface ManagementServerOptions {
-  /** Listen address; default 127.0.0.1, port 0 (any). */
-  host?: string;
-  port?: number;
-  /** TLS: server certificate and key; `ca` turns on mutual TLS (clients must present a certificate it signed). */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
-  /** Accepted bearer tokens; when given, a connection without one of them is refused with 401. */
-  tokens?: readonly string[];
-  /** Plain ws:// on a non-loopback address. Never in production. */
-  allowInsecure?: boolean;
-  maxMessageBytes?: number;
-  /** Told to agents in the hello answer. Default 10 s. */
-  heartbeatIntervalMs?: number;
-  /** Default timeout of call(). Default 120 s. */
-  commandTimeoutMs?: number;
-  pingIntervalMs?: number;
-  /** An agent not heard from (frames or pongs) for this long is dropped. Default 30 s. */
-  silenceTimeoutMs?: number;
-  maxReports?: number;
-  logger?: Logger;
-}
-
-export interface AgentInfo {
-  hostId: string;
-  hostname: string;
-  hypervisor: AgentHelloParams["hypervisor"];
-  versions: AgentHelloParams["versions"];
-  capabilities: string[];
-  inventory: AgentHelloParams["inventory"];
-  connected: boolean;
-  connectedAt: string;
-  lastSeen: string;
-  remoteAddress: string | undefined;
-  /** Subject CN of the client certificate (mutual TLS). */
-  certificateSubject: string | undefined;
-  pendingCommands: number;
-}
-
-export interface CallOptions {
-  /** Reuse an id to replay a command (the agent answers from its journal, never runs it twice). */
-  id?: RequestId;
-  timeoutMs?: number;
-  /** Check params locally first (default true); tests switch it off to reach the agent's own checks. */
-  validate?: boolean;
-}
-
-export interface ManagementServerEvents {
-  agent: [info: AgentInfo];
-  disconnected: [info: { hostId: string; reason: string }];
-  report: [report: Report];
-  /** Frames from an agent that match no pending call (errors with id null, late results after a server restart). */
-  unmatched: [info: { hostId: string | undefined; frame: unknown }];
-}
-
-interface Session {
-  socket: WebSocket;
-  hostId: string | undefined;
-  lastHeard: number;
-  remoteAddress: string | undefined;
-  certificateSubject: string | undefined;
-}
-
-interface PendingCall {
-  hostId: string;
-  method: string;
-  frame: string;
-  resolve: (result: unknown) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
+export type { AgentInfo } from "./agent-registry.js";
+export type { CallOptions, ManagementServerEvents, ManagementServerOptions } from "./server-options.js";
 
 /**
- * The reference management server (design section 2): accepts agents (mutual TLS and/or bearer
- * token), keeps what they report in memory, sends commands and awaits their results. A call
- * outlives a connection: when the agent comes back, unanswered calls are sent again with the
- * same id, which the agent answers from its journal if it already ran them.
+ * The reference management server (design section 2): accepts agents whose hostId is bound to
+ * their credentials (./agent-auth.ts), keeps what they report in memory within byte budgets,
+ * sends commands and awaits their results. A call outlives a connection: each host has one
+ * JSON-RPC peer (src/protocol/peer.ts) that keeps its unanswered calls and sends them again,
+ * same ids, when the agent is back; the agent answers from its journal if it already ran them.
  */
 export class ManagementServer extends EventEmitter<ManagementServerEvents> {
   readonly reports: ReportLog;
+  readonly registry: AgentRegistry;
   private readonly options: ManagementServerOptions;
   private readonly log: Logger | undefined;
   private readonly wss: WebSocketServer;
+  private readonly listener: Listener;
+  private readonly hello: HelloHandler;
   private readonly sessions = new Set<Session>();
   private readonly byHost = new Map<string, Session>();
-  private readonly infos = new Map<string, AgentInfo>();
-  private readonly resumeTokens = new Map<string, string>();
-  private readonly pending = new Map<string, PendingCall>();
+  private readonly peers = new Map<string, RpcPeer>();
   private readonly idPrefix = randomBytes(6).toString("hex");
-  private nextId = 0;
-  private server: Server | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private agentWaiters: { hostId: string; resolve: (info: AgentInfo) => void }[] = [];
 
@@ -129,14 +59,54 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
     if (options.tls === undefined && !isLoopbackHost(host) && options.allowInsecure !== true) {
       throw new V6Error("invalid_argument", `listen: plain ws:// on ${host} needs TLS or the explicit insecure flag`, { field: "listen" });
     }
+    const authenticated = options.tls?.ca !== undefined || options.hostTokens !== undefined || (options.tokens?.length ?? 0) > 0;
+    if (!authenticated && options.unauthenticatedLoopback !== true) {
+      throw new V6Error(
+        "invalid_argument",
+        "agents: no agent authentication configured (a client CA, per-host tokens or lab tokens); accepting agents without credentials needs the explicit loopback-only flag",
+        { field: "agents" },
+      );
+    }
+    if (!authenticated && !isLoopbackHost(host)) {
+      throw new V6Error("invalid_argument", `listen: agents without credentials are accepted on loopback only, not on ${host}`, {
+        field: "listen",
+      });
+    }
     this.options = options;
     this.log = options.logger?.child({ component: "mgmt" });
-    this.reports = new ReportLog(options.maxReports ?? 10_000);
+    this.reports = new ReportLog({ maxEntries: options.maxReports ?? 10_000, maxBytes: options.maxReportBytes ?? 64 * 1024 * 1024 });
+    this.registry = new AgentRegistry({
+      maxBytes: options.maxAgentBytes ?? 256 * 1024 * 1024,
+      departedTtlMs: options.departedHostTtlMs ?? 3_600_000,
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.maxMessageBytes * 4,
       perMessageDeflate: false,
+      // Invalid UTF-8 is answered by the frame parser (-32700), not by closing the connection.
+      skipUTF8Validation: true,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.listener = new Listener(
+      {
+        host,
+        port: options.port ?? 0,
+        tls: options.tls,
+        maxConnections: options.maxConnections ?? 4096,
+        handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+        log: this.log,
+      },
+      (request, socket, head) => this.onUpgrade(request, socket, head),
+    );
+    this.hello = new HelloHandler({
+      registry: this.registry,
+      reports: this.reports,
+      byHost: this.byHost,
+      peerFor: (hostId) => this.peerFor(hostId),
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 10_000,
+      duplicateProbeMs: options.duplicateProbeMs ?? 2000,
+      log: this.log,
+      accepted: (session, info, report) => this.onAccepted(session, info, report),
     });
   }
 
@@ -146,60 +116,33 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
 
   /** Starts listening; resolves with the URL agents connect to. */
   async start(): Promise<{ host: string; port: number; url: string }> {
-    const tls = this.options.tls;
-    const server = tls
-      ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) })
-      : createHttpServer();
-    server.on("request", (_request, response) => {
-      response.writeHead(426, { "content-type": "text/plain" }).end(`WebSocket (${SUBPROTOCOL}) only\n`);
-    });
-    server.on("upgrade", (request: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(request, socket, head));
-    server.on("tlsClientError", (error) => this.log?.info({ err: error.message }, "refused a TLS client"));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    const interval = this.options.pingIntervalMs ?? 5000;
-    this.pingTimer = setInterval(() => this.checkLiveness(), interval);
-    const address = server.address() as AddressInfo;
-    const hostText = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    const url = `${tls ? "wss" : "ws"}://${hostText}:${address.port}/v6agent`;
-    this.log?.info({ url }, "management server listening");
-    return { host: address.address, port: address.port, url };
+    const address = await this.listener.listen();
+    this.pingTimer = setInterval(() => this.checkLiveness(), this.options.pingIntervalMs ?? 5000);
+    this.log?.info({ url: address.url }, "management server listening");
+    return address;
   }
 
   /** Drops every agent connection and stops listening; pending calls are rejected. */
   async stop(): Promise<void> {
     clearInterval(this.pingTimer);
     for (const session of this.sessions) session.socket.terminate();
-    for (const [id, call] of this.pending) {
-      clearTimeout(call.timer);
-      this.pending.delete(id);
-      call.reject(new V6Error("unavailable", "the management server stopped"));
-    }
-    const server = this.server;
-    this.server = undefined;
-    if (server === undefined) return;
-    server.closeAllConnections?.();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const peer of this.peers.values()) peer.rejectAll(new V6Error("unavailable", "the management server stopped"));
+    this.peers.clear();
+    await this.listener.close();
   }
 
   agents(): AgentInfo[] {
-    return [...this.infos.values()].map((info) => this.snapshot(info));
+    return this.registry.all().map((info) => this.snapshot(info));
   }
 
   agent(hostId: string): AgentInfo | undefined {
-    const info = this.infos.get(hostId);
+    const info = this.registry.get(hostId);
     return info === undefined ? undefined : this.snapshot(info);
   }
 
   /** Resolves when the agent is connected and has said hello. */
   waitForAgent(hostId: string, timeoutMs = 30_000): Promise<AgentInfo> {
-    const info = this.infos.get(hostId);
+    const info = this.registry.get(hostId);
     if (info?.connected) return Promise.resolve(this.snapshot(info));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -219,40 +162,18 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
    * carrying the agent's JSON-RPC error. The call waits through disconnects (it is re-sent on
    * the agent's next hello) until its timeout.
    */
-  call<M extends ServerMethod>(
+  async call<M extends ServerMethod>(
     hostId: string,
     method: M,
     params: MethodParams<M> | unknown,
     options: CallOptions = {},
   ): Promise<MethodResult<M>> {
     const checked = options.validate === false ? params : parseParams(method, params);
-    const id = options.id ?? `${this.idPrefix}-${++this.nextId}`;
-    const key = String(id);
-    if (this.pending.has(key)) return Promise.reject(new V6Error("conflict", `a call with id ${key} is already pending`, { field: "id" }));
-    const timeoutMs = options.timeoutMs ?? this.options.commandTimeoutMs ?? 120_000;
-    return new Promise<MethodResult<M>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(key);
-        reject(new V6Error("timeout", `${method} to ${hostId} got no result within ${timeoutMs} ms (id ${key})`));
-      }, timeoutMs);
-      const frame = encodeRequest(id, method, checked);
-      this.pending.set(key, {
-        hostId,
-        method,
-        frame,
-        timer,
-        reject,
-        resolve: (result) => {
-          try {
-            resolve(isMethodName(method) ? (parseResult(method, result) as MethodResult<M>) : (result as MethodResult<M>));
-          } catch (error) {
-            reject(error as Error);
-          }
-        },
-      });
-      const session = this.byHost.get(hostId);
-      if (session !== undefined && session.socket.readyState === WebSocket.OPEN) session.socket.send(frame);
+    const result = await this.peerFor(hostId).request(method, checked, {
+      id: options.id,
+      timeoutMs: options.timeoutMs ?? this.options.commandTimeoutMs ?? 120_000,
     });
+    return parseResult(method, result) as MethodResult<M>;
   }
 
   /** Sends a raw frame to an agent (malformed-input tests and protocol experiments). */
@@ -267,18 +188,40 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
     this.byHost.get(hostId)?.socket.terminate();
   }
 
+  /** Connections held now: every socket, and those still before their hello. */
+  get connections(): { sessions: number; handshaking: number } {
+    return { sessions: this.sessions.size, handshaking: this.listener.handshaking };
+  }
+
   // ---------------------------------------------------------------- connections
 
   private onUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
     const refuse = (status: number, text: string) => {
-      this.log?.info({ remote: socket.remoteAddress, status }, `refused a connection: ${text}`);
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      this.log?.warn({ remote: socket.remoteAddress, status }, `refused a connection: ${text}`);
+      // The status text carries the reason, for the agent's log ("HTTP 403 client certificate refused: …").
+      socket.end(`HTTP/1.1 ${status} ${text.replace(/[\r\n]/g, " ")}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
-    const tokens = this.options.tokens;
-    if (tokens !== undefined && tokens.length > 0) {
+    const credentials: Credentials = {};
+    if (this.options.tls?.ca !== undefined) {
+      const tlsSocket = socket as TLSSocket;
+      if (!tlsSocket.authorized) {
+        refuse(403, `client certificate refused: ${certificateRefusal(tlsSocket)}`);
+        return;
+      }
+      const certificate = tlsSocket.getPeerCertificate();
+      credentials.certificateNames = certificateHostNames(certificate);
+      const cn = certificate.subject?.CN;
+      credentials.certificateSubject = Array.isArray(cn) ? cn.join(",") : cn;
+    }
+    const hostTokens = this.options.hostTokens;
+    const labTokens = this.options.tokens ?? [];
+    if (hostTokens !== undefined || labTokens.length > 0) {
       const header = request.headers.authorization ?? "";
       const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
-      if (!tokens.some((token) => sameSecret(token, presented))) {
+      const tokenHost = presented === "" ? undefined : hostTokens?.get(tokenHash(presented));
+      if (tokenHost !== undefined) credentials.tokenHost = tokenHost;
+      else if (presented !== "" && isLabToken(labTokens, presented)) credentials.labToken = true;
+      else {
         refuse(401, "Unauthorized");
         return;
       }
@@ -288,24 +231,27 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
       refuse(400, `Bad Request (subprotocol ${SUBPROTOCOL} required)`);
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, request));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.onConnection(ws, request, credentials));
   }
 
-  private onConnection(socket: WebSocket, request: IncomingMessage): void {
-    const tlsSocket = request.socket as TLSSocket;
-    const certificate = typeof tlsSocket.getPeerCertificate === "function" ? tlsSocket.getPeerCertificate() : undefined;
-    const subject = certificate?.subject?.CN;
+  private onConnection(socket: WebSocket, request: IncomingMessage, credentials: Credentials): void {
     const session: Session = {
       socket,
+      transport: { send: (frame) => socket.readyState === WebSocket.OPEN && socket.send(frame) },
+      peer: undefined as unknown as RpcPeer,
       hostId: undefined,
+      credentials,
       lastHeard: Date.now(),
       remoteAddress: request.socket.remoteAddress,
-      certificateSubject: Array.isArray(subject) ? subject.join(",") : subject,
+      rawSocket: request.socket,
     };
+    // Until its hello is accepted, a connection has a peer of its own (no calls of any host).
+    session.peer = this.newPeer(undefined, (incoming) => this.onAgentRequest(session, session.peer, incoming));
+    session.peer.attach(session.transport);
     this.sessions.add(session);
     socket.on("message", (data, isBinary) => {
       session.lastHeard = Date.now();
-      this.onFrame(session, data as Buffer, isBinary);
+      session.peer.receive(data as Buffer, isBinary);
     });
     socket.on("pong", () => {
       session.lastHeard = Date.now();
@@ -315,8 +261,8 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
       this.sessions.delete(session);
       if (session.hostId === undefined || this.byHost.get(session.hostId) !== session) return;
       this.byHost.delete(session.hostId);
-      const info = this.infos.get(session.hostId);
-      if (info !== undefined) info.connected = false;
+      this.peers.get(session.hostId)?.detach(`closed (${code})`);
+      this.registry.departed(session.hostId);
       this.log?.info({ host: session.hostId, code }, "agent disconnected");
       this.emit("disconnected", { hostId: session.hostId, reason: `closed (${code})` });
     });
@@ -332,121 +278,79 @@ export class ManagementServer extends EventEmitter<ManagementServerEvents> {
         session.socket.ping();
       }
     }
-  }
-
-  private onFrame(session: Session, data: Buffer, isBinary: boolean): void {
-    const message = decodeFrame(data, isBinary, { maxBytes: this.maxMessageBytes });
-    switch (message.kind) {
-      case "invalid":
-        session.socket.send(encodeError(message.id, message.error));
-        return;
-      case "notification":
-        return;
-      case "result":
-      case "error": {
-        const key = String(message.id);
-        const call = this.pending.get(key);
-        if (call === undefined || call.hostId !== session.hostId) {
-          this.emit("unmatched", { hostId: session.hostId, frame: message });
-          return;
-        }
-        this.pending.delete(key);
-        clearTimeout(call.timer);
-        if (message.kind === "result") call.resolve(message.result);
-        else call.reject(fromRpcError(message.error));
-        return;
-      }
-      case "request":
-        this.onAgentRequest(session, message.id, message.method, message.params);
-        return;
+    const forgotten = this.registry.prune((hostId) => this.byHost.has(hostId) || (this.peers.get(hostId)?.pendingCount ?? 0) > 0);
+    for (const hostId of forgotten) this.peers.delete(hostId);
+    for (const [hostId, peer] of this.peers) {
+      if (peer.pendingCount === 0 && !peer.attached && this.registry.get(hostId) === undefined) this.peers.delete(hostId);
     }
+    if (forgotten.length > 0) this.log?.info({ hosts: forgotten.length }, "forgot departed hosts");
   }
 
-  private onAgentRequest(session: Session, id: RequestId, method: string, rawParams: unknown): void {
-    const reply = (result: unknown) => session.socket.send(encodeResult(id, result));
-    const fail = (error: ReturnType<typeof rpcError>) => session.socket.send(encodeError(id, error));
-    if (!isMethodName(method) || METHODS[method].direction !== "agent-to-server") {
-      fail(rpcError(RPC_ERRORS.methodNotFound, `method: unknown method ${JSON.stringify(method)}`, "method"));
+  private newPeer(hostId: string | undefined, onRequest: (request: IncomingRequest) => void): RpcPeer {
+    return new RpcPeer({
+      idPrefix: this.idPrefix,
+      serves: "agent-to-server",
+      maxMessageBytes: this.maxMessageBytes,
+      resendOnAttach: true,
+      remoteName: hostId ?? "the agent",
+      onRequest,
+      onUnmatched: (message) => this.emit("unmatched", { hostId, frame: message }),
+    });
+  }
+
+  /** The host's peer: its calls, kept across connections. */
+  private peerFor(hostId: string): RpcPeer {
+    let peer = this.peers.get(hostId);
+    if (peer === undefined) {
+      const created = this.newPeer(hostId, (incoming) => {
+        const session = this.byHost.get(hostId);
+        if (session !== undefined) this.onAgentRequest(session, created, incoming);
+      });
+      peer = created;
+      this.peers.set(hostId, peer);
+    }
+    return peer;
+  }
+
+  private onAgentRequest(session: Session, peer: RpcPeer, request: IncomingRequest): void {
+    const { id } = request;
+    const method = request.method as "agent.hello" | "agent.heartbeat" | "agent.ping" | "vif.report";
+    if (method === "agent.hello") {
+      this.hello.handle(session, peer, request).catch((error: unknown) => this.log?.error({ err: error }, "agent.hello failed"));
       return;
     }
-    if (method !== "agent.hello" && session.hostId === undefined) {
-      fail(rpcError(RPC_ERRORS.invalidRequest, "method: agent.hello must be the first request", "method"));
+    const hostId = session.hostId;
+    if (hostId === undefined) {
+      peer.respondError(id, rpcError(RPC_ERRORS.invalidRequest, "method: agent.hello must be the first request", "method"));
       return;
     }
     let params: MethodParams<typeof method>;
     try {
-      params = parseParams(method, rawParams);
+      params = parseParams(method, request.params);
     } catch (error) {
-      fail(toRpcError(error));
+      peer.respondError(id, toRpcError(error));
       return;
     }
-    const hostId = method === "agent.hello" ? (params as AgentHelloParams).hostId : (session.hostId as string);
     if (method === "agent.ping") {
-      reply({ time: new Date().toISOString() });
+      peer.respond(id, { time: new Date().toISOString() });
       return;
     }
-    const report = this.reports.add({ hostId, method: method as Report["method"], params });
-    this.emit("report", report);
-    if (method === "agent.hello") {
-      reply(this.onHello(session, params as AgentHelloParams));
-      return;
-    }
-    const info = this.infos.get(hostId);
-    if (info !== undefined) info.lastSeen = new Date().toISOString();
-    reply(method === "agent.heartbeat" ? { time: new Date().toISOString() } : {});
+    this.emit("report", this.reports.add({ hostId, method, params }, request.size));
+    this.registry.touch(hostId);
+    peer.respond(id, method === "agent.heartbeat" ? { time: new Date().toISOString() } : {});
   }
 
-  private onHello(session: Session, hello: AgentHelloParams): unknown {
-    const previous = this.byHost.get(hello.hostId);
-    if (previous !== undefined && previous !== session) {
-      this.byHost.delete(hello.hostId);
-      previous.socket.close(4000, "replaced by a newer connection");
-    }
-    session.hostId = hello.hostId;
-    this.byHost.set(hello.hostId, session);
-    const known = this.resumeTokens.get(hello.hostId);
-    const resumed = known !== undefined && hello.resumeToken !== undefined && sameSecret(known, hello.resumeToken);
-    const token = known ?? randomBytes(18).toString("base64url");
-    this.resumeTokens.set(hello.hostId, token);
-    const now = new Date().toISOString();
-    const info: AgentInfo = {
-      hostId: hello.hostId,
-      hostname: hello.hostname,
-      hypervisor: hello.hypervisor,
-      versions: hello.versions,
-      capabilities: hello.capabilities,
-      inventory: hello.inventory,
-      connected: true,
-      connectedAt: now,
-      lastSeen: now,
-      remoteAddress: session.remoteAddress,
-      certificateSubject: session.certificateSubject,
-      pendingCommands: 0,
-    };
-    this.infos.set(hello.hostId, info);
-    this.log?.info({ host: hello.hostId, resumed }, "agent connected");
-    // Answer first, then re-send what the agent has not answered yet (same ids: no double execution).
-    setImmediate(() => {
-      for (const call of this.pending.values()) {
-        if (call.hostId === hello.hostId && session.socket.readyState === WebSocket.OPEN) session.socket.send(call.frame);
-      }
-      this.emit("agent", this.snapshot(info));
-      const waiters = this.agentWaiters.filter((waiter) => waiter.hostId === hello.hostId);
-      this.agentWaiters = this.agentWaiters.filter((waiter) => waiter.hostId !== hello.hostId);
-      for (const waiter of waiters) waiter.resolve(this.snapshot(info));
-    });
-    return { resumeToken: token, heartbeatIntervalMs: this.options.heartbeatIntervalMs ?? 10_000, resumed };
+  /** A hello was accepted (./hello.ts): the session now speaks for its host. */
+  private onAccepted(session: Session, info: AgentInfo, report: Report): void {
+    this.listener.release(session.rawSocket);
+    this.emit("report", report);
+    this.emit("agent", this.snapshot(info));
+    const waiters = this.agentWaiters.filter((waiter) => waiter.hostId === info.hostId);
+    this.agentWaiters = this.agentWaiters.filter((waiter) => waiter.hostId !== info.hostId);
+    for (const waiter of waiters) waiter.resolve(this.snapshot(info));
   }
 
   private snapshot(info: AgentInfo): AgentInfo {
-    let pendingCommands = 0;
-    for (const call of this.pending.values()) if (call.hostId === info.hostId) pendingCommands += 1;
-    return { ...info, pendingCommands };
+    return { ...info, pendingCommands: this.peers.get(info.hostId)?.pendingCount ?? 0 };
   }
-}
-
-function sameSecret(expected: string, presented: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(presented);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

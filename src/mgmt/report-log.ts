@@ -1,7 +1,9 @@
 /**
- * What agents reported (agent.hello, agent.heartbeat, vif.report), in memory and bounded: the
- * reference server persists nothing it does not need. Readers page with a sequence number and
- * may wait for the next entry (long poll).
+ * What agents reported (agent.hello, agent.heartbeat, vif.report), in memory and bounded both in
+ * entries and in bytes (the size of the frames they came in): the reference server persists
+ * nothing it does not need, and what peers send must not grow it without limit (issue 17: 600
+ * hellos of 1 MiB took it to 1.1 GiB under a count-only cap). Readers page with a sequence
+ * number and may wait for the next entry (long poll).
  */
 export interface Report {
   seq: number;
@@ -17,19 +19,46 @@ export interface ReportQuery {
   hostId?: string;
   method?: string;
   limit?: number;
+  /** Stop adding entries once their sizes add up to this (at least one is returned). */
+  maxBytes?: number;
+}
+
+export interface ReportLogLimits {
+  /** Default 10,000. */
+  maxEntries?: number;
+  /** Default 64 MiB. */
+  maxBytes?: number;
+}
+
+interface Entry {
+  report: Report;
+  bytes: number;
 }
 
 export class ReportLog {
-  private readonly entries: Report[] = [];
+  private readonly entries: Entry[] = [];
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private totalBytes = 0;
   private nextSeq = 1;
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly capacity = 10_000) {}
+  constructor(limits: ReportLogLimits = {}) {
+    this.maxEntries = limits.maxEntries ?? 10_000;
+    this.maxBytes = limits.maxBytes ?? 64 * 1024 * 1024;
+  }
 
-  add(entry: Omit<Report, "seq" | "at">): Report {
+  /** Keeps a report; `bytes` is what it cost the sender to make us keep it (its frame's size). */
+  add(entry: Omit<Report, "seq" | "at">, bytes: number): Report {
     const report: Report = { seq: this.nextSeq++, at: new Date().toISOString(), ...entry };
-    this.entries.push(report);
-    if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
+    this.entries.push({ report, bytes });
+    this.totalBytes += bytes;
+    let drop = 0;
+    while (drop < this.entries.length && (this.entries.length - drop > this.maxEntries || this.totalBytes > this.maxBytes)) {
+      this.totalBytes -= (this.entries[drop] as Entry).bytes;
+      drop += 1;
+    }
+    if (drop > 0) this.entries.splice(0, drop);
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();
@@ -41,15 +70,31 @@ export class ReportLog {
     return this.nextSeq - 1;
   }
 
+  /** Bytes of the reports kept. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
   query(query: ReportQuery = {}): Report[] {
     const since = query.since ?? 0;
-    const matches = this.entries.filter(
-      (entry) =>
-        entry.seq > since &&
-        (query.hostId === undefined || entry.hostId === query.hostId) &&
-        (query.method === undefined || entry.method === query.method),
-    );
-    return matches.slice(0, query.limit ?? 1000);
+    const limit = query.limit ?? 1000;
+    const maxBytes = query.maxBytes ?? Number.POSITIVE_INFINITY;
+    const found: Report[] = [];
+    let bytes = 0;
+    for (const { report, bytes: size } of this.entries) {
+      if (found.length >= limit) break;
+      if (report.seq <= since) continue;
+      if (query.hostId !== undefined && report.hostId !== query.hostId) continue;
+      if (query.method !== undefined && report.method !== query.method) continue;
+      if (found.length > 0 && bytes + size > maxBytes) break;
+      found.push(report);
+      bytes += size;
+    }
+    return found;
   }
 
   /** Like query, but waits up to `waitMs` for a first match. */

@@ -23,6 +23,10 @@ export const RPC_ERRORS = {
   notImplemented: -32009,
   /** The agent restarted while the command ran: its effect is unknown; reissue with a new id or send state.sync. */
   interrupted: -32010,
+  /** The agent's journal was damaged: it cannot prove this id new, so it did not run it (docs/protocol.md). */
+  journalDamaged: -32011,
+  /** agent.hello named a host other than the one the connection's credentials belong to. */
+  unauthorized: -32012,
 } as const;
 
 export type RpcErrorCode = (typeof RPC_ERRORS)[keyof typeof RPC_ERRORS];
@@ -50,7 +54,8 @@ export const RPC_ERROR_MEANINGS: Record<RpcErrorCode, string> = {
     "Invalid params: wrong type, missing or extra field, malformed MAC, prefix not /64, ...; `data.field` is the path, e.g. `params.prefix`.",
   [-32603]: "Internal error in the agent.",
   [-32001]: "Not found: the VM, NIC or network named in `data.field` does not exist.",
-  [-32002]: "Conflict: the request contradicts existing state (e.g. the MAC is on another VM).",
+  [-32002]:
+    "Conflict: the request contradicts existing state (e.g. the MAC is on another VM); `data.field` `id`: the id was used before for a different request; `params.hostId` in reply to agent.hello: an agent with that host id is already connected.",
   [-32003]: "Busy: too many commands queued; retry later with the same id.",
   [-32004]: "Timeout: the command exceeded the per-command timeout; its effect may be partial (send state.sync).",
   [-32005]: "Hypervisor failure: libvirt or XAPI refused or failed.",
@@ -59,6 +64,10 @@ export const RPC_ERROR_MEANINGS: Record<RpcErrorCode, string> = {
   [-32008]: "Unavailable: a dependency (hypervisor connection) is down; retry later.",
   [-32009]: "Not implemented on this host (e.g. vm.deploy on XenServer).",
   [-32010]: "Interrupted: the agent restarted while the command ran; its effect is unknown. Reissue with a new id or send state.sync.",
+  [-32011]:
+    "Journal damaged: the agent's command journal was damaged, so it cannot prove this id was never run; it did not run it. Acknowledge the damage in the agent.hello answer, then reissue with a new id or send state.sync.",
+  [-32012]:
+    "Unauthorized: agent.hello's hostId is not the host the connection's client certificate or per-host token names. `data.field` is `params.hostId`.",
 };
 
 /** The V6Error code carried in `data.reason` for codes that have no V6Error counterpart. */
@@ -67,6 +76,8 @@ const REASON_BY_RPC_CODE: Partial<Record<RpcErrorCode, string>> = {
   [-32600]: "invalid_request",
   [-32601]: "method_not_found",
   [-32010]: "interrupted",
+  [-32011]: "journal_damaged",
+  [-32012]: "unauthorized",
 };
 
 /** Builds a protocol error object; `field` is a path from the message root (`params.nics[0].mac`). */

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { RPC_ERRORS, rpcError } from "./error-codes.js";
 import type { RequestId, RpcErrorObject } from "./schemas.js";
 
@@ -5,6 +6,10 @@ import type { RequestId, RpcErrorObject } from "./schemas.js";
  * The frame parser shared by both ends. It never throws: every input becomes either a message or
  * an `invalid` verdict carrying the error to answer with (and the request id when one could be
  * read, so the peer can match it). Batches are not part of v6agent/1.
+ *
+ * Size, encoding and depth are bounded before anything recurses into the value: JSON.parse is
+ * iterative in V8, but JSON.stringify, structuredClone and the schema checks are not, and one
+ * 8 KB frame of nested brackets used to overflow the stack of either process (issue 17).
  */
 export type Incoming =
   | { kind: "request"; id: RequestId; method: string; params: unknown }
@@ -16,6 +21,9 @@ export type Incoming =
 const REQUEST_MEMBERS = new Set(["jsonrpc", "id", "method", "params"]);
 const RESULT_MEMBERS = new Set(["jsonrpc", "id", "result"]);
 const ERROR_MEMBERS = new Set(["jsonrpc", "id", "error"]);
+
+/** Deepest nesting of arrays and objects a frame may have (the deepest v6agent/1 message needs 7). */
+export const MAX_FRAME_DEPTH = 32;
 
 export interface DecodeOptions {
   /** Frames longer than this are refused with -32600 (the transport's hard cap closes with 1009 beyond it). */
@@ -31,17 +39,46 @@ export function decodeFrame(data: Buffer | ArrayBuffer | Buffer[] | string, isBi
   if (size > options.maxBytes) {
     return invalid(null, RPC_ERRORS.invalidRequest, `message of ${size} bytes exceeds the limit of ${options.maxBytes} bytes`, "message");
   }
+  // The transports skip their own UTF-8 check (it would close the connection): refused here instead.
+  if (typeof text !== "string" && !isUtf8(text)) {
+    return invalid(null, RPC_ERRORS.parseError, "the frame is not valid UTF-8 text", "message");
+  }
   let value: unknown;
   try {
     value = JSON.parse(typeof text === "string" ? text : text.toString("utf8"));
   } catch (error) {
     return invalid(null, RPC_ERRORS.parseError, `invalid JSON: ${(error as Error).message}`, "message");
   }
+  if (nestedDeeperThan(value, MAX_FRAME_DEPTH)) {
+    // The id is still worth reading when it is a plain value, so the sender can match the answer.
+    const rawId = value !== null && typeof value === "object" && !Array.isArray(value) ? (value as { id?: unknown }).id : undefined;
+    const id = typeof rawId === "string" || typeof rawId === "number" ? readId(rawId) : undefined;
+    return invalid(
+      id?.ok === true ? (id.id ?? null) : null,
+      RPC_ERRORS.invalidRequest,
+      `the frame nests arrays and objects deeper than ${MAX_FRAME_DEPTH} levels`,
+      "message",
+    );
+  }
   return decodeValue(value);
 }
 
-/** Classifies a parsed JSON value as a JSON-RPC 2.0 message. */
-export function decodeValue(value: unknown): Incoming {
+/** Whether `value` nests arrays/objects deeper than `limit`, found without recursion. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const stack: { value: object; depth: number }[] = [{ value, depth: 1 }];
+  for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
+    if (entry.depth > limit) return true;
+    const children = Array.isArray(entry.value) ? entry.value : Object.values(entry.value);
+    for (const child of children) {
+      if (child !== null && typeof child === "object") stack.push({ value: child, depth: entry.depth + 1 });
+    }
+  }
+  return false;
+}
+
+/** Classifies a parsed JSON value as a JSON-RPC 2.0 message (its depth must be bounded: see decodeFrame). */
+function decodeValue(value: unknown): Incoming {
   if (Array.isArray(value))
     return invalid(null, RPC_ERRORS.invalidRequest, "batches are not supported by v6agent/1: send one message per frame", "message");
   if (value === null || typeof value !== "object") {

@@ -231,6 +231,13 @@ export const AgentHelloParams = Type.Object(
     versions: Type.Object({ agent: Type.String(), hypervisor: Type.String() }, { additionalProperties: Type.String() }),
     capabilities: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 }),
     resumeToken: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    /** The agent's command journal was damaged: it refuses ids it cannot prove new until an answer acknowledges this. */
+    journalDamaged: Type.Optional(
+      Type.Literal(true, {
+        description:
+          "the agent's command journal was damaged, so it cannot tell which command ids it ran; it answers -32011 to every id it does not know until a hello answer carries journalDamageAcknowledged",
+      }),
+    ),
     stateProblem: Type.Optional(
       Type.String({
         minLength: 1,
@@ -257,6 +264,13 @@ export const AgentHelloResult = Type.Object(
     heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
     /** True when the server recognised the resume token. */
     resumed: Type.Boolean(),
+    /** Answer to journalDamaged: the server dropped every call it had pending for this agent and sends only ids it never sent it. */
+    journalDamageAcknowledged: Type.Optional(
+      Type.Literal(true, {
+        description:
+          "the server has given up every command it had sent this agent before this hello (none will be sent again) and sends only new ids from now on",
+      }),
+    ),
   },
   closed,
 );

@@ -1,5 +1,7 @@
+import type { AddressInfo } from "node:net";
+import { type WebSocket, WebSocketServer } from "ws";
 import { AgentChannel, type AgentChannelOptions } from "../../src/channel/index.js";
-import type { MethodParams, ServerMethod } from "../../src/protocol/index.js";
+import { type MethodParams, type ServerMethod, SUBPROTOCOL } from "../../src/protocol/index.js";
 
 /**
  * A recording command handler for channel tests: counts executions per command id (the
@@ -107,5 +109,70 @@ export async function eventually(check: () => boolean, what: string, timeoutMs =
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * A bare v6agent/1 server for channel tests that need a server the reference one will not be:
+ * it answers agent.hello (optionally acknowledging journal damage, by default not), pings,
+ * heartbeats and reports, records every frame, and lets the test send any frame it likes.
+ */
+export class RawServer {
+  readonly frames: Record<string, unknown>[] = [];
+  readonly hellos: Record<string, unknown>[] = [];
+  private readonly wss: WebSocketServer;
+  private socket: WebSocket | undefined;
+
+  constructor(private readonly options: { acknowledgeDamage?: boolean } = {}) {
+    this.wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => SUBPROTOCOL });
+    this.wss.on("connection", (socket) => {
+      this.socket = socket;
+      socket.on("message", (data) => this.onFrame(socket, JSON.parse(String(data)) as Record<string, unknown>));
+    });
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}/v6agent`;
+  }
+
+  async ready(): Promise<void> {
+    if ((this.wss.address() as AddressInfo | null)?.port) return;
+    await new Promise((resolve) => this.wss.once("listening", resolve));
+  }
+
+  send(frame: unknown): void {
+    this.socket?.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** Frames that answer the request `id` (results and errors). */
+  answers(id: string | number): Record<string, unknown>[] {
+    return this.frames.filter((frame) => frame.id === id && !("method" in frame));
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.wss.clients) client.terminate();
+    await new Promise((resolve) => this.wss.close(resolve));
+  }
+
+  private onFrame(socket: WebSocket, frame: Record<string, unknown>): void {
+    this.frames.push(frame);
+    const answer = (result: unknown) => socket.send(JSON.stringify({ jsonrpc: "2.0", id: frame.id, result }));
+    switch (frame.method) {
+      case "agent.hello": {
+        this.hellos.push(frame.params as Record<string, unknown>);
+        const damaged = (frame.params as { journalDamaged?: boolean }).journalDamaged === true;
+        const result: Record<string, unknown> = { resumeToken: "raw-token", heartbeatIntervalMs: 60_000, resumed: false };
+        if (damaged && this.options.acknowledgeDamage === true) result.journalDamageAcknowledged = true;
+        answer(result);
+        return;
+      }
+      case "agent.ping":
+      case "agent.heartbeat":
+        answer({ time: new Date().toISOString() });
+        return;
+      case "vif.report":
+        answer({});
+        return;
+    }
   }
 }

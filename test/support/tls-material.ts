@@ -5,7 +5,9 @@ import { join } from "node:path";
 
 /**
  * Test PKI made with openssl at test time in a temp dir: a CA, a server certificate for
- * 127.0.0.1/localhost, a client certificate, an expired server certificate, and a second
+ * 127.0.0.1/localhost, client certificates for hosts (CN host-1; SAN DNS:host-2 under CN
+ * other-name), an expired server and an expired client certificate, certificates with the wrong
+ * extendedKeyUsage (a "client" for serverAuth, a "server" for clientAuth), and a second
  * ("rogue") CA with its own server and client certificates.
  */
 export interface TlsMaterial {
@@ -13,8 +15,20 @@ export interface TlsMaterial {
   ca: string;
   serverCert: string;
   serverKey: string;
+  /** CN host-1 (the channel harness's default hostId), no SAN. */
   clientCert: string;
   clientKey: string;
+  /** SAN DNS:host-2, CN other-name: the SAN decides. */
+  host2Cert: string;
+  host2Key: string;
+  expiredClientCert: string;
+  expiredClientKey: string;
+  /** A client certificate whose extendedKeyUsage is serverAuth only. */
+  wrongUsageClientCert: string;
+  wrongUsageClientKey: string;
+  /** A server certificate whose extendedKeyUsage is clientAuth only. */
+  wrongUsageServerCert: string;
+  wrongUsageServerKey: string;
   expiredServerCert: string;
   expiredServerKey: string;
   rogueCa: string;
@@ -50,7 +64,7 @@ function makeCa(dir: string, name: string): void {
   );
 }
 
-function makeLeaf(dir: string, ca: string, name: string, extension: string, validity: string[]): void {
+function makeLeaf(dir: string, ca: string, name: string, extension: string, validity: string[], cn = name): void {
   openssl(
     dir,
     "req",
@@ -64,7 +78,7 @@ function makeLeaf(dir: string, ca: string, name: string, extension: string, vali
     "-out",
     `${name}.csr`,
     "-subj",
-    `/CN=${name}`,
+    `/CN=${cn}`,
   );
   // `openssl x509 -req` cannot backdate; `openssl ca` can, so expired certificates use it.
   if (validity.length > 0) {
@@ -124,8 +138,13 @@ export function makeTlsMaterial(): TlsMaterial {
   makeCa(dir, "ca");
   makeCa(dir, "rogue-ca");
   makeLeaf(dir, "ca", "server", serverExt, []);
-  makeLeaf(dir, "ca", "client", clientExt, []);
-  makeLeaf(dir, "ca", "expired", serverExt, ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]);
+  const expired = ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"];
+  makeLeaf(dir, "ca", "client", clientExt, [], "host-1");
+  makeLeaf(dir, "ca", "host2", `subjectAltName=DNS:host-2;${clientExt}`, [], "other-name");
+  makeLeaf(dir, "ca", "expired-client", clientExt, expired, "host-1");
+  makeLeaf(dir, "ca", "wrong-usage-client", "extendedKeyUsage=serverAuth", [], "host-1");
+  makeLeaf(dir, "ca", "wrong-usage-server", "subjectAltName=IP:127.0.0.1,DNS:localhost;extendedKeyUsage=clientAuth", []);
+  makeLeaf(dir, "ca", "expired", serverExt, expired);
   makeLeaf(dir, "rogue-ca", "rogue-server", serverExt, []);
   makeLeaf(dir, "rogue-ca", "rogue-client", clientExt, []);
   const read = (file: string) => readFileSync(join(dir, file), "utf8");
@@ -136,6 +155,14 @@ export function makeTlsMaterial(): TlsMaterial {
     serverKey: read("server.key"),
     clientCert: read("client.pem"),
     clientKey: read("client.key"),
+    host2Cert: read("host2.pem"),
+    host2Key: read("host2.key"),
+    expiredClientCert: read("expired-client.pem"),
+    expiredClientKey: read("expired-client.key"),
+    wrongUsageClientCert: read("wrong-usage-client.pem"),
+    wrongUsageClientKey: read("wrong-usage-client.key"),
+    wrongUsageServerCert: read("wrong-usage-server.pem"),
+    wrongUsageServerKey: read("wrong-usage-server.key"),
     expiredServerCert: read("expired.pem"),
     expiredServerKey: read("expired.key"),
     rogueCa: read("rogue-ca.pem"),

@@ -52,8 +52,8 @@ export function validateVmSpec(spec: VmSpec): ValidVmSpec {
     validBoot = {
       kind: "kernel",
       kernel: parsePath(boot.kernel, "boot.kernel"),
-      ...(boot.initrd === undefined ? {} : { initrd: parsePath(boot.initrd, "boot.initrd") }),
-      ...(boot.cmdline === undefined ? {} : { cmdline: boot.cmdline }),
+      initrd: boot.initrd === undefined ? undefined : parsePath(boot.initrd, "boot.initrd"),
+      cmdline: boot.cmdline,
     };
   } else if (boot?.kind === "disk") {
     validBoot = { kind: "disk", path: parsePath(boot.path, "boot.path") };

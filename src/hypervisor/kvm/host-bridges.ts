@@ -14,9 +14,9 @@ export class HostBridgeProvisioner implements NetworkProvisioner {
     const state = await ensureBridge(
       {
         bridge: bridgeNameFor({ id: spec.networkId, vlan: spec.vlan }),
-        ...(this.options.uplink === undefined ? {} : { uplink: this.options.uplink }),
-        ...(spec.vlan === undefined ? {} : { vlan: spec.vlan }),
-        ...((spec.mtu ?? this.options.mtu) === undefined ? {} : { mtu: spec.mtu ?? this.options.mtu }),
+        uplink: this.options.uplink,
+        vlan: spec.vlan,
+        mtu: spec.mtu ?? this.options.mtu,
       },
       this.hostnetOptions(),
     );
@@ -27,8 +27,8 @@ export class HostBridgeProvisioner implements NetworkProvisioner {
     await removeBridge(
       {
         bridge: spec.bridge,
-        ...(this.options.uplink === undefined ? {} : { uplink: this.options.uplink }),
-        ...(spec.vlan === undefined ? {} : { vlan: spec.vlan }),
+        uplink: this.options.uplink,
+        vlan: spec.vlan,
       },
       this.hostnetOptions(),
     );
@@ -39,6 +39,6 @@ export class HostBridgeProvisioner implements NetworkProvisioner {
   }
 
   private hostnetOptions() {
-    return this.options.netns === undefined ? {} : { netns: this.options.netns };
+    return { netns: this.options.netns };
   }
 }

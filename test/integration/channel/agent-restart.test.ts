@@ -50,7 +50,7 @@ async function kill(child: ChildProcess): Promise<void> {
 
 describe.skipIf(missing)("agent restarts (a real process killed with SIGKILL)", () => {
   it("restarted during a command: the command gets exactly one answer, interrupted, and is never run again", async () => {
-    const server = new ManagementServer({ pingIntervalMs: 100, silenceTimeoutMs: 600 });
+    const server = new ManagementServer({ unauthenticatedLoopback: true, pingIntervalMs: 100, silenceTimeoutMs: 600 });
     const { url } = await server.start();
     cleanups.push(() => server.stop());
     const files = workspace();
@@ -75,7 +75,7 @@ describe.skipIf(missing)("agent restarts (a real process killed with SIGKILL)", 
   });
 
   it("restarted with a result in its outbox: the result is delivered by the new process, the command ran once", async () => {
-    const server = new ManagementServer({ pingIntervalMs: 100, silenceTimeoutMs: 600 });
+    const server = new ManagementServer({ unauthenticatedLoopback: true, pingIntervalMs: 100, silenceTimeoutMs: 600 });
     const { port } = await server.start();
     cleanups.push(() => server.stop());
     const proxy = new TcpProxy(port);

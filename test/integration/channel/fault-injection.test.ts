@@ -9,7 +9,13 @@ afterEach(async () => {
 });
 
 async function startServer(port = 0, silenceTimeoutMs = 600): Promise<{ server: ManagementServer; port: number }> {
-  const server = new ManagementServer({ port, heartbeatIntervalMs: 200, pingIntervalMs: 100, silenceTimeoutMs });
+  const server = new ManagementServer({
+    unauthenticatedLoopback: true,
+    port,
+    heartbeatIntervalMs: 200,
+    pingIntervalMs: 100,
+    silenceTimeoutMs,
+  });
   const started = await server.start();
   cleanups.push(() => server.stop());
   return { server, port: started.port };

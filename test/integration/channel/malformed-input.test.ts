@@ -12,7 +12,7 @@ afterEach(async () => {
 const MAX = 64 * 1024;
 
 async function connectedAgent() {
-  const server = new ManagementServer({ maxMessageBytes: MAX });
+  const server = new ManagementServer({ unauthenticatedLoopback: true, maxMessageBytes: MAX });
   const { url } = await server.start();
   cleanups.push(() => server.stop());
   const handler = new RecordingHandler();
@@ -143,7 +143,7 @@ describe("malformed input to the agent: documented error, field named, connectio
 
 describe("malformed input to the reference server", () => {
   async function rawAgent() {
-    const server = new ManagementServer({ maxMessageBytes: MAX });
+    const server = new ManagementServer({ unauthenticatedLoopback: true, maxMessageBytes: MAX });
     const { url } = await server.start();
     cleanups.push(() => server.stop());
     const socket = new WebSocket(url, SUBPROTOCOL);
@@ -200,7 +200,7 @@ describe("malformed input to the reference server", () => {
   });
 
   it("refuses an upgrade without the v6agent subprotocol", async () => {
-    const server = new ManagementServer();
+    const server = new ManagementServer({ unauthenticatedLoopback: true });
     const { url } = await server.start();
     cleanups.push(() => server.stop());
     const socket = new WebSocket(url, "other.v1");

@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 async function setup(agentOptions: Parameters<typeof makeAgent>[0] extends infer O ? Partial<O> : never = {}, serverHeartbeatMs = 200) {
-  const server = new ManagementServer({ heartbeatIntervalMs: serverHeartbeatMs });
+  const server = new ManagementServer({ unauthenticatedLoopback: true, heartbeatIntervalMs: serverHeartbeatMs });
   const { url } = await server.start();
   cleanups.push(() => server.stop());
   const handler = new RecordingHandler();

@@ -1,3 +1,6 @@
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AgentChannelOptions } from "../../../src/channel/index.js";
 import { ManagementServer, type ManagementServerOptions } from "../../../src/mgmt/index.js";
@@ -40,25 +43,51 @@ describe.skipIf(skip)("channel TLS: pinned CA, mutual TLS, bearer token", () => 
   it("connects with the pinned CA and a client certificate from the server's CA", async () => {
     const { server, url } = await serve({});
     expect(await attempt({ servers: [url], tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } })).toBe("connected");
-    expect(server.agent("host-1")?.certificateSubject).toBe("client");
+    expect(server.agent("host-1")?.certificateSubject).toBe("host-1");
   });
 
-  it("the server refuses a client certificate from another CA", async () => {
-    const { server, url } = await serve({});
+  // Issue 17, finding 7: these refusals were logged on both ends only as "socket hang up".
+  it.each([
+    ["from another CA", () => ({ cert: pki.rogueClientCert, key: pki.rogueClientKey }), /the certificate is not signed by the client CA/],
+    ["that has expired", () => ({ cert: pki.expiredClientCert, key: pki.expiredClientKey }), /the certificate has expired/],
+    [
+      "not made for client authentication",
+      () => ({ cert: pki.wrongUsageClientCert, key: pki.wrongUsageClientKey }),
+      /the certificate is not for client authentication/,
+    ],
+    ["missing", () => ({}), /no client certificate was presented/],
+  ])("the server refuses a client certificate %s, and both ends log why", async (_name, client, reason) => {
+    const lines: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    const { server, url } = await serve({ logger });
+    const outcome = await attempt({ servers: [url], tls: { ca: pki.ca, ...client() } });
+    expect(outcome).toMatch(/^server refused the connection: HTTP 403 client certificate refused: /);
+    expect(outcome).toMatch(reason);
+    expect(lines.join("")).toMatch(reason);
+    expect(server.agents()).toEqual([]);
+  });
+
+  it("against a server that drops a refused certificate mid-handshake, the agent says what it likely means", async () => {
+    const strict = createServer({ cert: pki.serverCert, key: pki.serverKey, ca: pki.ca, requestCert: true, rejectUnauthorized: true });
+    await new Promise<void>((resolve) => strict.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => strict.close(() => resolve())));
+    const url = `wss://localhost:${(strict.address() as AddressInfo).port}/v6agent`;
     const outcome = await attempt({ servers: [url], tls: { ca: pki.ca, cert: pki.rogueClientCert, key: pki.rogueClientKey } });
-    expect(outcome).not.toBe("connected");
-    expect(outcome).toMatch(/certificate|alert|socket hang up|ECONNRESET/i);
-    expect(server.agents()).toEqual([]);
+    expect(outcome).toMatch(/the server may have refused this agent's client certificate/);
   });
 
-  it("the server refuses a client without a certificate", async () => {
-    const { server, url } = await serve({});
-    expect(await attempt({ servers: [url], tls: { ca: pki.ca } })).not.toBe("connected");
-    expect(server.agents()).toEqual([]);
+  it("the agent refuses a server certificate not made for server authentication", async () => {
+    const server = new ManagementServer({
+      unauthenticatedLoopback: true,
+      tls: { cert: pki.wrongUsageServerCert, key: pki.wrongUsageServerKey },
+    });
+    const { url } = await server.start();
+    cleanups.push(() => server.stop());
+    expect(await attempt({ servers: [url], tls: { ca: pki.ca } })).toMatch(/unsuitable certificate purpose/);
   });
 
   it("the agent refuses a server whose certificate does not chain to the pinned CA", async () => {
-    const server = new ManagementServer({ tls: { cert: pki.rogueServerCert, key: pki.rogueServerKey } });
+    const server = new ManagementServer({ unauthenticatedLoopback: true, tls: { cert: pki.rogueServerCert, key: pki.rogueServerKey } });
     const { url } = await server.start();
     cleanups.push(() => server.stop());
     const outcome = await attempt({ servers: [url], tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
@@ -67,7 +96,7 @@ describe.skipIf(skip)("channel TLS: pinned CA, mutual TLS, bearer token", () => 
   });
 
   it("the agent refuses an expired server certificate", async () => {
-    const server = new ManagementServer({ tls: { cert: pki.expiredServerCert, key: pki.expiredServerKey } });
+    const server = new ManagementServer({ unauthenticatedLoopback: true, tls: { cert: pki.expiredServerCert, key: pki.expiredServerKey } });
     const { url } = await server.start();
     cleanups.push(() => server.stop());
     expect(await attempt({ servers: [url], tls: { ca: pki.ca } })).toMatch(/certificate has expired/);
@@ -92,6 +121,8 @@ describe("channel URL policy", () => {
     expect(() => makeAgent({ servers: ["ws://192.0.2.1:8443/v6agent"] })).toThrow(/servers\[0\]: .*plain ws:\/\/ to a non-loopback host/);
     expect(() => makeAgent({ servers: ["wss://192.0.2.1:8443/v6agent"] })).toThrow(/servers\[0\]: .*pinned CA/);
     expect(() => makeAgent({ servers: ["ws://192.0.2.1:8443/v6agent"], allowInsecure: true })).not.toThrow();
-    expect(() => new ManagementServer({ host: "0.0.0.0" })).toThrow(/needs TLS or the explicit insecure flag/);
+    expect(() => new ManagementServer({ unauthenticatedLoopback: true, host: "0.0.0.0" })).toThrow(
+      /needs TLS or the explicit insecure flag/,
+    );
   });
 });

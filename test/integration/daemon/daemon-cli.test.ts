@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -76,9 +76,23 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
   }
 
   it("registers with v6agent mgmt, is listed by GET /v1/agents, and serves its metrics when asked to", async () => {
-    const tokenFile = join(workDir, "tokens");
-    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
-    const mgmt = startCli(["mgmt", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--token-file", tokenFile]);
+    const hostId = `cli-${uniqueSuffix()}`;
+    const tokenFile = join(workDir, "host-tokens");
+    writeFileSync(tokenFile, `sha256:${createHash("sha256").update(token).digest("hex")} ${hostId}\n`, { mode: 0o600 });
+    const apiToken = randomBytes(16).toString("hex");
+    const apiTokenFile = join(workDir, "api-token");
+    writeFileSync(apiTokenFile, `${apiToken}\n`, { mode: 0o600 });
+    const mgmt = startCli([
+      "mgmt",
+      "--listen",
+      "127.0.0.1:0",
+      "--api",
+      "127.0.0.1:0",
+      "--api-token-file",
+      apiTokenFile,
+      "--host-tokens",
+      tokenFile,
+    ]);
     processes.push(mgmt);
     const endpoints = await waitFor("mgmt's endpoints", () => {
       for (const line of mgmt.output().split("\n")) {
@@ -92,12 +106,17 @@ describe.skipIf(skip !== undefined)("v6agent run ↔ v6agent mgmt (processes)", 
       return undefined;
     });
     const metricsPort = await freePort();
-    const config = { ...base(), management: { servers: [endpoints.agents], token }, metrics: { listen: `127.0.0.1:${metricsPort}` } };
+    const config = {
+      ...base(),
+      hostId,
+      management: { servers: [endpoints.agents], token },
+      metrics: { listen: `127.0.0.1:${metricsPort}` },
+    };
     const agent = startAgentDaemon(writeConfig(workDir, config, "good.yaml"));
     processes.push(agent);
     const listed = await waitFor("the agent in /v1/agents", async () => {
       if (agent.child.exitCode !== null) throw new Error(`agent exited:\n${agent.output()}`);
-      const response = await fetch(new URL("/v1/agents", endpoints.api));
+      const response = await fetch(new URL("/v1/agents", endpoints.api), { headers: { authorization: `Bearer ${apiToken}` } });
       const body = (await response.json()) as { agents: { hostId: string; connected: boolean; hypervisor: string }[] };
       return body.agents.find((entry) => entry.hostId === config.hostId && entry.connected);
     });

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -65,8 +66,12 @@ const COMMANDS = new Map<string, Handling>([
         expect(stdout).toMatch(/^v6agent diag on \S+ at \S+\n\[(ok {2}|WARN|FAIL)\] kernel\.bridge: [\s\S]*\nworst: (ok|warn|fail)\n$/),
     },
   ],
-  ["v6agent mgmt --listen 127.0.0.1:8443 --api 127.0.0.1:8440", { kind: "daemon" }],
-  ["curl -s 127.0.0.1:8440/v1/agents", { kind: "tested-in", test: "test/integration/mgmt/http-api.test.ts" }],
+  ["openssl rand -hex 32 > api-token", { kind: "run" }],
+  ["v6agent mgmt --listen 127.0.0.1:8443 --api 127.0.0.1:8440 --api-token-file api-token --insecure-loopback", { kind: "daemon" }],
+  [
+    'curl -s -H "Authorization: Bearer $(cat api-token)" 127.0.0.1:8440/v1/agents',
+    { kind: "tested-in", test: "test/integration/mgmt/http-api.test.ts" },
+  ],
   // docs/operators.md: install
   [
     "apt-get install -y nodejs npm nftables ebtables iptables iproute2 procps",
@@ -117,11 +122,21 @@ const COMMANDS = new Map<string, Handling>([
     "openssl rand -hex 32 > token",
     { kind: "run", check: () => expect(readFileSync(join(scratch, "token"), "utf8")).toMatch(/^[0-9a-f]{64}\n$/) },
   ],
-  ["cp token tokens", { kind: "run" }],
+  [
+    "echo \"sha256:$(tr -d '\\n' < token | sha256sum | cut -d' ' -f1) host-17\" > host-tokens",
+    {
+      kind: "run",
+      check: () => {
+        const token = readFileSync(join(scratch, "token"), "utf8").trim();
+        const hash = createHash("sha256").update(token).digest("hex");
+        expect(readFileSync(join(scratch, "host-tokens"), "utf8")).toBe(`sha256:${hash} host-17\n`);
+      },
+    },
+  ],
   ["install -m 0600 ca.pem agent.pem agent.key token /etc/v6agent/", { kind: "cannot-run", reason: WRITES_HOST }],
   [
     // also docs/protocol.md, run again there
-    "v6agent mgmt --listen 127.0.0.1:8443 --api 127.0.0.1:8440 --cert server.pem --key server.key --client-ca ca.pem --token-file tokens",
+    "v6agent mgmt --listen 127.0.0.1:8443 --api 127.0.0.1:8440 --api-token-file api-token --cert server.pem --key server.key --client-ca ca.pem --host-tokens host-tokens",
     { kind: "daemon" },
   ],
   // docs/operators.md: upgrades and troubleshooting

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeFrame, RPC_ERROR_MEANINGS, RPC_ERRORS } from "../../../src/protocol/index.js";
+import { decodeFrame, MAX_FRAME_DEPTH, RPC_ERROR_MEANINGS, RPC_ERRORS } from "../../../src/protocol/index.js";
 
 const options = { maxBytes: 4096 };
 const decode = (text: string) => decodeFrame(text, false, options);
@@ -77,6 +77,60 @@ describe("decodeFrame", () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // Issue 17, finding 1: one ~8 KB frame of nested brackets in id, method or jsonrpc overflowed
+  // the stack (describe() → JSON.stringify) and killed either process.
+  it.each([
+    ["id", (deep: string) => `{"jsonrpc":"2.0","id":${deep},"method":"vm.list","params":{}}`, null],
+    ["method", (deep: string) => `{"jsonrpc":"2.0","id":"d1","method":${deep},"params":{}}`, "d1"],
+    ["jsonrpc", (deep: string) => `{"jsonrpc":${deep},"id":"d2","method":"vm.list"}`, "d2"],
+    ["params.networkId", (deep: string) => `{"jsonrpc":"2.0","id":"d3","method":"network.remove","params":{"networkId":${deep}}}`, "d3"],
+    ["result", (deep: string) => `{"jsonrpc":"2.0","id":"d4","result":${deep}}`, "d4"],
+  ])("answers a frame nested thousands deep in %s with -32600, keeping a readable id", (_member, frame, id) => {
+    const deep = `${"[".repeat(8000)}${"]".repeat(8000)}`;
+    const message = decodeFrame(frame(deep), false, { maxBytes: 1024 * 1024 });
+    expect(message).toMatchObject({ kind: "invalid", id, error: { code: RPC_ERRORS.invalidRequest, data: { field: "message" } } });
+    expect(message.kind === "invalid" && message.error.message).toMatch(`deeper than ${MAX_FRAME_DEPTH} levels`);
+  });
+
+  it("accepts nesting up to the limit", () => {
+    const nested = `${"[".repeat(MAX_FRAME_DEPTH - 1)}${"]".repeat(MAX_FRAME_DEPTH - 1)}`;
+    expect(decodeFrame(`{"jsonrpc":"2.0","id":1,"result":${nested}}`, false, options)).toMatchObject({ kind: "result", id: 1 });
+  });
+
+  it("refuses a text frame that is not UTF-8 with -32700", () => {
+    const bytes = Buffer.from([...Buffer.from('{"jsonrpc":"2.0","id":1,"method":"'), 0xc3, 0x28, ...Buffer.from('"}')]);
+    expect(decodeFrame(bytes, false, options)).toMatchObject({
+      kind: "invalid",
+      error: { code: RPC_ERRORS.parseError, data: { field: "message" } },
+    });
+  });
+
+  // Whatever bytes, depth, width or size arrive, the verdict comes back without throwing.
+  it("never throws for frames of any depth, width, size or encoding (fuzzed)", () => {
+    const nesting = fc
+      .tuple(
+        fc.integer({ min: 0, max: 5000 }),
+        fc.constantFrom("[", '{"a":'),
+        fc.constantFrom("id", "method", "jsonrpc", "params", "result", "error"),
+      )
+      .map(([depth, open, member]) => {
+        const close = open === "[" ? "]" : "}";
+        const deep = `${open.repeat(depth)}1${close.repeat(depth)}`;
+        return `{"jsonrpc":"2.0","id":"f","method":"vm.list",${JSON.stringify(member)}:${deep}}`;
+      });
+    const wide = fc
+      .integer({ min: 0, max: 20_000 })
+      .map((width) => `{"jsonrpc":"2.0","id":1,"method":"vm.list","params":{"a":[${"0,".repeat(width)}0]}}`);
+    const bytes = fc.uint8Array({ maxLength: 2048 }).map((array) => Buffer.from(array));
+    fc.assert(
+      fc.property(fc.oneof(nesting, wide, bytes, fc.string({ unit: "binary" })), fc.boolean(), (frame, binary) => {
+        const message = decodeFrame(frame, binary, { maxBytes: 64 * 1024 });
+        if (message.kind === "invalid") expect(Object.keys(RPC_ERROR_MEANINGS)).toContain(String(message.error.code));
+      }),
+      { numRuns: 500 },
     );
   });
 });
