@@ -1,3 +1,4 @@
+import { nftDhcp6LogRule, nftDhcp6LogSet } from "../dhcp6-log.js";
 import type { FirewallState, GuestPort, ManagedBridge } from "../model.js";
 import { expand } from "../validate.js";
 
@@ -154,9 +155,10 @@ export function renderSkeletonRules(): { chain: string; rules: string[] }[] {
       rules: ["udp sport != 547 udp dport != { 546, 547 } accept"],
     },
     {
-      // DHCPv6 message types a client may send to the server port (RFC 8415 §7.3).
+      // DHCPv6 message types a client may send to the server port (RFC 8415 §7.3); each port's
+      // are also copied, rate-limited, to the agent's DHCPv6 identity evidence (../dhcp6-log.ts).
       chain: "dhcp6_client_message",
-      rules: [`@th,64,8 ${DHCPV6_CLIENT_TYPES} accept`],
+      rules: [nftDhcp6LogRule(DHCPV6_CLIENT_TYPES), `@th,64,8 ${DHCPV6_CLIENT_TYPES} accept`],
     },
     {
       chain: "first_fragment_tcp",
@@ -172,6 +174,7 @@ export function renderSkeleton(): string {
     `add table ${T}`,
     `add map ${T} ports { type ifname : verdict; }`,
     `add set ${T} guest_ports { type ifname; }`,
+    nftDhcp6LogSet(T),
     ...counterKinds.map((kind) => `add set ${T} ${dropObjects(kind).set} { type ifname; size ${DROP_SET_SIZE}; flags dynamic; counter; }`),
     `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
     `add chain ${T} bridges`,

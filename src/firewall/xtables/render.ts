@@ -1,3 +1,4 @@
+import { ip6tablesDhcp6LogRule } from "../dhcp6-log.js";
 import type { GuestPort, ManagedBridge } from "../model.js";
 import { expand } from "../validate.js";
 
@@ -107,6 +108,8 @@ export function ip6PortRules(port: GuestPort): XRule[] {
       `-p udp -m udp --dport 547 -m u32 ! --u32 "0x4>>0x8&0xff=0x11&&0x30>>0x18=${DHCPV6_CLIENT_TYPES.replaceAll(/\d+/g, (n) => `0x${Number(n).toString(16)}`)}" -j DROP`,
       "dhcp6",
     ),
+    // What passed is a client message: a rate-limited copy for the DHCPv6 identity evidence (../dhcp6-log.ts).
+    c(ip6tablesDhcp6LogRule()),
     // ND (RS, NS, NA) with extension headers is refused; then options and targets are checked.
     c(`-p ipv6-icmp -m icmp6 --icmpv6-type 133 ${notNoExt} -j DROP`, "spoof"),
     c(`-p ipv6-icmp -m icmp6 --icmpv6-type 135 ${notNoExt} -j DROP`, "spoof"),
