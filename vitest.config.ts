@@ -15,8 +15,19 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
+          // Installs the package into this host's /usr, /etc/v6agent and /var/lib/v6agent: its own
+          // tier, alone, so no other test sees a host-wide config it did not write.
+          exclude: ["test/integration/packaging/deb.test.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: "packaging",
+          include: ["test/integration/packaging/deb.test.ts"],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
         },
       },
       {

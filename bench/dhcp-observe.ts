@@ -18,7 +18,8 @@ import { DHCP6_LOG_GROUP, DHCP6_LOG_PREFIX, nftDhcp6LogRule, nftDhcp6LogSet } fr
 import { createFirewall } from "../src/firewall/index.js";
 import type { FirewallState } from "../src/firewall/model.js";
 import { nft } from "../src/firewall/nft/libnftables.js";
-import { renderSkeletonRules, TABLE } from "../src/firewall/nft/render.js";
+import { TABLE } from "../src/firewall/nft/names.js";
+import { skeletonRules } from "../src/firewall/nft/skeleton.js";
 import { Netns, vethBetween } from "../src/lab/netns.js";
 
 const SAMPLES = Number(process.argv[2] ?? 2000);
@@ -89,9 +90,7 @@ try {
   };
   await firewall.reconcile(state);
   await nft(nftDhcp6LogSet(`bridge ${TABLE}`), { netns: host.name });
-  const acceptOnly = (renderSkeletonRules().find((c) => c.chain === "dhcp6_client_message")?.rules ?? []).filter(
-    (r) => !r.includes(" log "),
-  );
+  const acceptOnly = (skeletonRules().find((c) => c.chain === "dhcp6_client_message")?.rules ?? []).filter((r) => !r.includes(" log "));
   const variants: Record<string, string[]> = {
     none: acceptOnly,
     limited: [nftDhcp6LogRule(CLIENT_TYPES), ...acceptOnly],

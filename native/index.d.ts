@@ -89,11 +89,19 @@ export interface NftErrorShape extends Error {
   stderr: string;
 }
 
-/** The libnftables addon: each call is one `nft -f -` worth of script, one atomic transaction. */
+/**
+ * The libnftables addon: each call is one `nft -f -` worth of script, one atomic transaction.
+ * One context (one netlink socket) per namespace is kept open between calls and closed when
+ * idle, when its namespace is gone, or on `release`.
+ */
 export interface NftAddon {
   run(script: string, options?: NftRunOptions): Promise<{ output: string; error: string }>;
   /** The ruleset generation (NFT_MSG_GETGEN): changes with every committed transaction there. */
   generation(options?: { netns?: string }): Promise<number>;
+  /** Closes the kept sockets of one namespace (`{}`: the process's own), or of all without options. */
+  release(options?: { netns?: string }): Promise<void>;
+  /** Namespaces whose sockets are kept open now. */
+  keptNamespaces(): number;
 }
 
 /** Options of an NFLOG reader (native/src/nflog.cc). */

@@ -24,6 +24,9 @@ packages=(
   python3 python3-scapy
   valgrind
   openssl
+  # the packages: scripts/build-deb.sh (dpkg-deb, dpkg-shlibdeps, strip), lintian, rpmbuild,
+  # and the rollout playbook's test (ansible-playbook -c local; its apt module needs python3-apt)
+  dpkg-dev binutils lintian rpm ansible-core python3-apt
 )
 
 missing=()

@@ -9,16 +9,22 @@
 //   for the process) and settles a promise through a thread-safe function. One thread because
 //   libnftables keeps process-wide state (its one-time init, the interface cache), so calls must
 //   not overlap anyway (separate `nft` processes would be serialised by the kernel's nfnl mutex
-//   too); its own because a whole-table transaction takes ~0.5 s at 1,000 ports and must not
-//   hold libuv's pool, which the libvirt addon and Node itself use, and because all of
-//   libnftables' allocations then come from one malloc arena instead of one per pool thread
-//   (measured: ~10 MB less RSS at 1,000 ports).
-// - Each call gets a fresh nft_ctx, freed at the end: no cache (it can hold the whole table)
-//   outlives a call, and nothing stale is ever reused.
-// - A network namespace is entered only to open the context's netlink socket: the thread
-//   enters it, creates the context (nft_ctx_new opens the socket there) and returns to its own
-//   namespace before doing anything else. The socket stays bound to the namespace it was opened
-//   in.
+//   too); its own because a whole-table transaction takes a while at thousands of ports and must
+//   not hold libuv's pool, which the libvirt addon and Node itself use, and because all of
+//   libnftables' allocations then come from one malloc arena instead of one per pool thread.
+// - One nft_ctx (and so one netlink socket) per network namespace stays open between calls.
+//   Closing a socket that committed a transaction waits for the kernel's deferred release of
+//   that transaction, one RCU grace period: 8-20 ms on a preemptible kernel with
+//   /sys/kernel/rcu_expedited = 0 (a fresh machine), far more than a one-port change itself
+//   (~0.3 ms). A kept context pays it once, when it is closed: after kIdleClose without a call
+//   (which also frees the cache libnftables keeps of the last listing), when the namespace's
+//   file is gone or names another namespace (checked at each call and each idle tick, so a
+//   deleted namespace is not kept alive by our socket for long), or on release().
+//   libnftables re-reads its cache whenever the ruleset generation moved, so a kept context
+//   never works from a stale view.
+// - A network namespace is entered only to open a socket: the thread enters it, creates the
+//   context (nft_ctx_new opens the socket there) and returns to its own namespace before doing
+//   anything else. The socket stays bound to the namespace it was opened in.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -29,10 +35,12 @@
 #include <napi.h>
 #include <nftables/libnftables.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -40,13 +48,15 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 
 namespace {
 
-constexpr std::chrono::milliseconds kTrimAfterIdle{500};
+constexpr std::chrono::milliseconds kTick{500};
+constexpr std::chrono::seconds kIdleClose{10};
 
 struct Options {
   std::string netns;  // a path like /run/netns/<name>; empty: the process's namespace
@@ -94,15 +104,18 @@ T* OpenIn(const std::string& netns, std::string* error, Open open) {
   return opened;
 }
 
-// A context whose netlink socket lives in `netns` (nft_ctx_new opens it).
+// A context whose netlink socket lives in `netns` (nft_ctx_new opens it), with buffered output.
 nft_ctx* NewContext(const std::string& netns, std::string* error) {
-  return OpenIn<nft_ctx>(netns, error, [] { return nft_ctx_new(NFT_CTX_DEFAULT); });
+  nft_ctx* ctx = OpenIn<nft_ctx>(netns, error, [] { return nft_ctx_new(NFT_CTX_DEFAULT); });
+  if (ctx != nullptr) {
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+  }
+  return ctx;
 }
 
-// The ruleset generation of `netns` (NFT_MSG_GETGEN): it changes with every committed
-// transaction of any table there, and not with packets (a dynamic set growing). Returns -1 and
-// sets `error` on failure.
-int64_t RulesetGeneration(const std::string& netns, std::string* error) {
+// A netfilter netlink socket in `netns`, for the generation requests; -1 and `error` on failure.
+int NewGenerationSocket(const std::string& netns, std::string* error) {
   int* fd = OpenIn<int>(netns, error, [] {
     int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     return s < 0 ? nullptr : new int(s);
@@ -113,6 +126,13 @@ int64_t RulesetGeneration(const std::string& netns, std::string* error) {
   }
   int sock = *fd;
   delete fd;
+  return sock;
+}
+
+// The ruleset generation (NFT_MSG_GETGEN) asked on `sock`: it changes with every committed
+// transaction of any table in the socket's namespace, and not with packets (a dynamic set
+// growing). Returns -1 and sets `error` on failure.
+int64_t RulesetGeneration(int sock, uint32_t sequence, std::string* error) {
   struct {
     nlmsghdr header;
     nfgenmsg nfgen;
@@ -120,43 +140,48 @@ int64_t RulesetGeneration(const std::string& netns, std::string* error) {
   request.header.nlmsg_len = NLMSG_LENGTH(sizeof(nfgenmsg));
   request.header.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
   request.header.nlmsg_flags = NLM_F_REQUEST;
-  request.header.nlmsg_seq = 1;
+  request.header.nlmsg_seq = sequence;
   request.nfgen.nfgen_family = AF_UNSPEC;
   request.nfgen.version = NFNETLINK_V0;
-  int64_t generation = -1;
   alignas(nlmsghdr) char buffer[8192];
   if (send(sock, &request, request.header.nlmsg_len, 0) < 0) {
     *error = std::string("cannot ask for the ruleset generation: ") + std::strerror(errno);
-  } else {
+    return -1;
+  }
+  // A kept socket may hold an answer to an earlier request that failed half-way: skip answers
+  // to other sequence numbers.
+  for (;;) {
     ssize_t length = recv(sock, buffer, sizeof(buffer), 0);
     auto* reply = reinterpret_cast<nlmsghdr*>(buffer);
     if (length < 0) {
       *error = std::string("no answer with the ruleset generation: ") + std::strerror(errno);
-    } else if (!NLMSG_OK(reply, static_cast<unsigned>(length))) {
+      return -1;
+    }
+    if (!NLMSG_OK(reply, static_cast<unsigned>(length))) {
       *error = "a truncated answer to the ruleset generation request";
-    } else if (reply->nlmsg_type == NLMSG_ERROR) {
+      return -1;
+    }
+    if (reply->nlmsg_seq != sequence) continue;
+    if (reply->nlmsg_type == NLMSG_ERROR) {
       auto* failure = static_cast<nlmsgerr*>(NLMSG_DATA(reply));
       *error = std::string("the ruleset generation request failed: ") + std::strerror(-failure->error);
-    } else {
-      // Attributes follow the nfgenmsg header; NFTA_GEN_ID is a big-endian u32.
-      auto* attribute = reinterpret_cast<nlattr*>(static_cast<char*>(NLMSG_DATA(reply)) + NLMSG_ALIGN(sizeof(nfgenmsg)));
-      int remaining = static_cast<int>(reply->nlmsg_len) - NLMSG_LENGTH(sizeof(nfgenmsg));
-      while (remaining >= static_cast<int>(sizeof(nlattr)) && attribute->nla_len >= sizeof(nlattr) &&
-             attribute->nla_len <= remaining) {
-        if ((attribute->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && attribute->nla_len >= NLA_HDRLEN + sizeof(uint32_t)) {
-          uint32_t id;
-          std::memcpy(&id, reinterpret_cast<char*>(attribute) + NLA_HDRLEN, sizeof(id));
-          generation = ntohl(id);
-          break;
-        }
-        remaining -= NLA_ALIGN(attribute->nla_len);
-        attribute = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(attribute) + NLA_ALIGN(attribute->nla_len));
-      }
-      if (generation < 0) *error = "the answer carries no ruleset generation";
+      return -1;
     }
+    // Attributes follow the nfgenmsg header; NFTA_GEN_ID is a big-endian u32.
+    auto* attribute = reinterpret_cast<nlattr*>(static_cast<char*>(NLMSG_DATA(reply)) + NLMSG_ALIGN(sizeof(nfgenmsg)));
+    int remaining = static_cast<int>(reply->nlmsg_len) - NLMSG_LENGTH(sizeof(nfgenmsg));
+    while (remaining >= static_cast<int>(sizeof(nlattr)) && attribute->nla_len >= sizeof(nlattr) && attribute->nla_len <= remaining) {
+      if ((attribute->nla_type & NLA_TYPE_MASK) == NFTA_GEN_ID && attribute->nla_len >= NLA_HDRLEN + sizeof(uint32_t)) {
+        uint32_t id;
+        std::memcpy(&id, reinterpret_cast<char*>(attribute) + NLA_HDRLEN, sizeof(id));
+        return ntohl(id);
+      }
+      remaining -= NLA_ALIGN(attribute->nla_len);
+      attribute = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(attribute) + NLA_ALIGN(attribute->nla_len));
+    }
+    *error = "the answer carries no ruleset generation";
+    return -1;
   }
-  close(sock);
-  return generation;
 }
 
 // Runs the script as a file, as `nft -f` does: an error then quotes the offending line of a
@@ -185,30 +210,50 @@ int RunFromMemoryFile(nft_ctx* ctx, const std::string& script, std::string* erro
   return rc;
 }
 
-Outcome RunScript(const std::string& script, const Options& options) {
+Outcome RunScript(nft_ctx* ctx, const std::string& script, const Options& options) {
   Outcome outcome;
-  nft_ctx* ctx = NewContext(options.netns, &outcome.error);
-  if (ctx == nullptr) {
-    outcome.rc = -1;
-    if (outcome.error.empty()) outcome.error = "libnftables: cannot create a context";
-    return outcome;
-  }
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  if (options.json) nft_ctx_output_set_flags(ctx, nft_ctx_output_get_flags(ctx) | NFT_CTX_OUTPUT_JSON);
+  nft_ctx_output_set_flags(ctx, options.json ? NFT_CTX_OUTPUT_JSON : 0);
   nft_ctx_set_dry_run(ctx, options.dryRun);
   outcome.rc = RunFromMemoryFile(ctx, script, &outcome.error);
+  // Reading a buffer also rewinds it for the next call on this context.
   const char* out = nft_ctx_get_output_buffer(ctx);
   const char* err = nft_ctx_get_error_buffer(ctx);
   outcome.output = out == nullptr ? "" : out;
   if (err != nullptr && *err != '\0') outcome.error = err;
-  nft_ctx_free(ctx);
   return outcome;
+}
+
+// The kept sockets of one network namespace.
+struct Namespace {
+  nft_ctx* ctx = nullptr;
+  int generationSocket = -1;
+  uint32_t sequence = 0;
+  // The namespace file's identity when the sockets were opened ("" = the thread's own).
+  dev_t device = 0;
+  ino_t inode = 0;
+  std::chrono::steady_clock::time_point lastUse;
+};
+
+// Identity of a namespace file; false when it is gone.
+bool Identify(const std::string& path, dev_t* device, ino_t* inode) {
+  struct stat st{};
+  if (path.empty()) return true;
+  if (stat(path.c_str(), &st) != 0) return false;
+  *device = st.st_dev;
+  *inode = st.st_ino;
+  return true;
+}
+
+void Close(Namespace& ns) {
+  if (ns.ctx != nullptr) nft_ctx_free(ns.ctx);  // waits for the kernel if it committed (see top)
+  if (ns.generationSocket >= 0) close(ns.generationSocket);
+  ns.ctx = nullptr;
+  ns.generationSocket = -1;
 }
 
 // One call: its input, its outcome, and the way back to JavaScript.
 struct Job {
-  enum class Kind { Script, Generation } kind;
+  enum class Kind { Script, Generation, Release } kind;
   std::string script;
   Options options;
   Outcome outcome;
@@ -228,6 +273,8 @@ void Settle(Napi::Env env, Napi::Function, Job* job) {
       job->deferred.Reject(error.Value());
     } else if (job->kind == Job::Kind::Generation) {
       job->deferred.Resolve(Napi::Number::New(env, static_cast<double>(job->generation)));
+    } else if (job->kind == Job::Kind::Release) {
+      job->deferred.Resolve(env.Undefined());
     } else {
       Napi::Object result = Napi::Object::New(env);
       result.Set("output", Napi::String::New(env, job->outcome.output));
@@ -238,7 +285,8 @@ void Settle(Napi::Env env, Napi::Function, Job* job) {
   delete job;
 }
 
-// The addon's thread: runs queued jobs one after the other, for the life of the process.
+// The addon's thread: runs queued jobs one after the other, for the life of the process, and
+// owns the kept sockets of every namespace (nothing else touches them).
 class NftThread {
  public:
   static NftThread& Instance() {
@@ -254,46 +302,137 @@ class NftThread {
     ready_.notify_one();
   }
 
+  // Namespaces with kept sockets now (read from any thread: tests check that none is kept).
+  size_t Kept() const { return kept_.load(); }
+
  private:
   NftThread() : thread_([this] { Loop(); }) { thread_.detach(); }
 
   void Loop() {
     bool allocated = false;
     for (;;) {
-      Job* job;
+      Job* job = nullptr;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         auto pending = [this] { return !queue_.empty(); };
-        if (allocated && !ready_.wait_for(lock, kTrimAfterIdle, pending)) {
-          // Idle for a while after some calls: give back what they allocated on this thread's
-          // malloc arena (a whole-table listing takes tens of MB, a one-port change at 1,000
-          // ports a few) rather than keep it as RSS. Not after every call: malloc_trim walks
-          // every arena of the process and would slow a burst of changes down (2-12 ms each).
-          lock.unlock();
-          malloc_trim(0);
-          allocated = false;
-          continue;
+        if (allocated || !namespaces_.empty()) {
+          if (!ready_.wait_for(lock, kTick, pending)) {
+            lock.unlock();
+            Tidy(allocated);
+            allocated = false;
+            continue;
+          }
+        } else {
+          ready_.wait(lock, pending);
         }
-        ready_.wait(lock, pending);
         job = queue_.front();
         queue_.pop_front();
       }
       allocated = true;
-      if (job->kind == Job::Kind::Generation) {
-        job->generation = RulesetGeneration(job->options.netns, &job->outcome.error);
-        job->outcome.rc = job->generation < 0 ? -1 : 0;
-      } else {
-        job->outcome = RunScript(job->script, job->options);
-      }
+      Execute(job);
       Napi::ThreadSafeFunction done = job->done;
       done.BlockingCall(job, Settle);
       done.Release();
     }
   }
 
+  void Execute(Job* job) {
+    if (job->kind == Job::Kind::Release) {
+      ReleaseNamespaces(job->options.netns, job->script == "all");
+      return;
+    }
+    Namespace* ns = Open(job->options.netns, &job->outcome.error);
+    if (ns == nullptr) {
+      job->outcome.rc = -1;
+      if (job->outcome.error.empty()) job->outcome.error = "libnftables: cannot create a context";
+      return;
+    }
+    if (job->kind == Job::Kind::Generation) {
+      job->generation = RulesetGeneration(ns->generationSocket, ++ns->sequence, &job->outcome.error);
+      job->outcome.rc = job->generation < 0 ? -1 : 0;
+      // A socket that failed half-way is not trusted with the next request.
+      if (job->generation < 0) Forget(job->options.netns);
+    } else {
+      job->outcome = RunScript(ns->ctx, job->script, job->options);
+    }
+  }
+
+  // The kept sockets of `path`, opened (again) when missing or when the file now names
+  // another namespace; nullptr and `error` when they cannot be opened.
+  Namespace* Open(const std::string& path, std::string* error) {
+    dev_t device = 0;
+    ino_t inode = 0;
+    if (!Identify(path, &device, &inode)) {
+      Forget(path);
+      *error = "cannot open network namespace " + path + ": " + std::strerror(errno);
+      return nullptr;
+    }
+    auto found = namespaces_.find(path);
+    if (found != namespaces_.end() && (found->second.device != device || found->second.inode != inode)) {
+      Forget(path);
+      found = namespaces_.end();
+    }
+    if (found == namespaces_.end()) {
+      Namespace ns;
+      ns.device = device;
+      ns.inode = inode;
+      ns.ctx = NewContext(path, error);
+      if (ns.ctx == nullptr) return nullptr;
+      ns.generationSocket = NewGenerationSocket(path, error);
+      if (ns.generationSocket < 0) {
+        Close(ns);
+        return nullptr;
+      }
+      found = namespaces_.emplace(path, ns).first;
+      kept_ = namespaces_.size();
+    }
+    found->second.lastUse = std::chrono::steady_clock::now();
+    return &found->second;
+  }
+
+  void Forget(const std::string& path) {
+    auto found = namespaces_.find(path);
+    if (found == namespaces_.end()) return;
+    Close(found->second);
+    namespaces_.erase(found);
+    kept_ = namespaces_.size();
+  }
+
+  void ReleaseNamespaces(const std::string& path, bool all) {
+    if (!all) {
+      Forget(path);
+      return;
+    }
+    while (!namespaces_.empty()) Forget(namespaces_.begin()->first);
+  }
+
+  // On an idle tick: closes the sockets of namespaces that are gone, replaced or idle, and,
+  // after some calls, gives back what they allocated on this thread's malloc arena (a large
+  // listing takes megabytes) rather than keep it as RSS. Not after every call: malloc_trim
+  // walks every arena of the process and would slow a burst of changes down (2-12 ms each).
+  void Tidy(bool allocated) {
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = namespaces_.begin(); it != namespaces_.end();) {
+      dev_t device = 0;
+      ino_t inode = 0;
+      bool same = Identify(it->first, &device, &inode) && (it->first.empty() || (device == it->second.device && inode == it->second.inode));
+      if (!same || now - it->second.lastUse >= kIdleClose) {
+        Close(it->second);
+        it = namespaces_.erase(it);
+        allocated = true;
+      } else {
+        ++it;
+      }
+    }
+    kept_ = namespaces_.size();
+    if (allocated) malloc_trim(0);
+  }
+
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Job*> queue_;
+  std::map<std::string, Namespace> namespaces_;  // by namespace path; only this thread touches it
+  std::atomic<size_t> kept_{0};
   std::thread thread_;
 };
 
@@ -336,9 +475,25 @@ Napi::Value Generation(const Napi::CallbackInfo& info) {
   return Submit(env, new Job{Job::Kind::Generation, "", std::move(options), Outcome{}, -1, Napi::Promise::Deferred::New(env), {}});
 }
 
+// release(options?: { netns?: string }): Promise<void>. Closes the kept sockets of that
+// namespace, or of every namespace when called without options.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Options options = ReadOptions(info[0]);
+  std::string scope = info.Length() < 1 || !info[0].IsObject() ? "all" : "";
+  return Submit(env, new Job{Job::Kind::Release, scope, std::move(options), Outcome{}, -1, Napi::Promise::Deferred::New(env), {}});
+}
+
+// keptNamespaces(): number of namespaces whose sockets are kept open now.
+Napi::Value KeptNamespaces(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(NftThread::Instance().Kept()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("run", Napi::Function::New(env, Run, "run"));
   exports.Set("generation", Napi::Function::New(env, Generation, "generation"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("keptNamespaces", Napi::Function::New(env, KeptNamespaces, "keptNamespaces"));
   return exports;
 }
 

@@ -171,6 +171,7 @@ export class Agent {
       gateway,
       vlan: input.vlan,
       mtu: input.mtu,
+      router: input.router,
     };
     await this.deps.firewall.ensureBridge(this.ports.managedBridge(network));
     await this.record.commit(withNetwork(this.desired, network));

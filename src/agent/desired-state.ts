@@ -5,6 +5,7 @@ import {
   parseAddressInNetwork,
   parseInterfaceName,
   parseIpv4Address,
+  parseIpv6Address,
   parseIpv6Network,
   parseMac,
   parseMtu,
@@ -29,6 +30,38 @@ export interface DesiredNetwork {
   bridge: InterfaceName;
   /** Ports of that bridge where router traffic legitimately enters (uplink or VLAN interface). */
   trustedPorts: InterfaceName[];
+  /** The network's router, when the management server names it (`network.ensure` `router`). */
+  router?: NetworkRouter;
+}
+
+/**
+ * A named router: RAs and DHCPv6 server messages from the uplink are then accepted only from
+ * this MAC and link-local, with the M flag and only the network's /64 unless told otherwise.
+ */
+export interface NetworkRouter {
+  mac: Mac;
+  linkLocal: string;
+  requireManagedFlag: boolean;
+  onlyNetworkPrefix: boolean;
+}
+
+/** A router as `network.ensure` or the state file gives it, checked; the flags default to true. */
+export function parseNetworkRouter(raw: unknown, field: string): NetworkRouter {
+  const r = expectObject(raw, field);
+  const linkLocal = parseIpv6Address(r.linkLocal, `${field}.linkLocal`);
+  if (!linkLocal.startsWith("fe80:"))
+    throw new InvalidArgumentError(`${field}.linkLocal`, `${linkLocal} is not a link-local address (fe80::/64)`);
+  const flag = (name: string) => {
+    const value = r[name];
+    if (value !== undefined && typeof value !== "boolean") throw new InvalidArgumentError(`${field}.${name}`, "expected true or false");
+    return value !== false;
+  };
+  return {
+    mac: parseMac(r.mac, `${field}.mac`),
+    linkLocal,
+    requireManagedFlag: flag("requireManagedFlag"),
+    onlyNetworkPrefix: flag("onlyNetworkPrefix"),
+  };
 }
 
 export interface DesiredNic {
@@ -115,6 +148,7 @@ export function parseDesiredState(raw: unknown): DesiredState {
     if (n.gateway !== undefined) parsed.gateway = parseAddressInNetwork(n.gateway, network, `${field}.gateway`);
     if (n.vlan !== undefined) parsed.vlan = parseVlanId(n.vlan, `${field}.vlan`);
     if (n.mtu !== undefined) parsed.mtu = parseMtu(n.mtu, `${field}.mtu`);
+    if (n.router !== undefined) parsed.router = parseNetworkRouter(n.router, `${field}.router`);
     return parsed;
   });
   const vms = expectArray(root.vms, "state.vms").map((entry, index) => {

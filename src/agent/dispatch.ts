@@ -2,6 +2,7 @@ import { parseIpv6Network, parseMac, parseMtu, parseNicModel, parseUuid, parseVl
 import type { CommandHandler } from "../channel/index.js";
 import type { MethodParams, ServerMethod } from "../protocol/index.js";
 import type { Agent, ReconcileSummary } from "./agent.js";
+import { parseNetworkRouter } from "./desired-state.js";
 import type { EnsureNetworkInput, NicInput } from "./inputs.js";
 
 /**
@@ -75,6 +76,7 @@ function networkInput(params: MethodParams<"network.ensure">, field: string): En
     gateway: params.gateway,
     vlan: params.vlan === undefined ? undefined : parseVlanId(params.vlan, `${field}.vlan`),
     mtu: params.mtu === undefined ? undefined : parseMtu(params.mtu, `${field}.mtu`),
+    router: params.router === undefined ? undefined : parseNetworkRouter(params.router, `${field}.router`),
   };
 }
 

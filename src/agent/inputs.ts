@@ -2,7 +2,7 @@ import { type Ipv6Network, type Mac, parseAddressInNetwork, parseIpv4Address, ty
 import { V6Error } from "../errors.js";
 import type { VmSpec } from "../hypervisor/hypervisor.js";
 import type { NetworkSpec } from "../hypervisor/network-provisioner.js";
-import { type DesiredNetwork, type DesiredNic, type DesiredState, findNetwork } from "./desired-state.js";
+import { type DesiredNetwork, type DesiredNic, type DesiredState, findNetwork, type NetworkRouter } from "./desired-state.js";
 
 /** What the agent core's commands take, once the protocol's params are typed (src/agent/dispatch.ts). */
 export interface EnsureNetworkInput {
@@ -11,6 +11,7 @@ export interface EnsureNetworkInput {
   gateway?: string;
   vlan?: VlanId;
   mtu?: number;
+  router?: NetworkRouter;
 }
 
 export interface NicInput {

@@ -74,11 +74,18 @@ export function planFirewall(
  * bridge a frame entered, such a device without rules is dropped by name (fail closed).
  */
 export function managedBridge(network: DesiredNetwork, guestPortPatterns: readonly string[]): ManagedBridge {
-  return {
+  const bridge: ManagedBridge = {
     name: network.bridge,
     trustedPorts: network.trustedPorts,
     ...(guestPortPatterns.length === 0 ? {} : { guestPortPatterns: [...guestPortPatterns] }),
   };
+  // A named router makes the firewall guard the uplink (docs/security.md, "Router-side guard").
+  const router = network.router;
+  if (router !== undefined) {
+    bridge.router = { mac: router.mac, linkLocal: router.linkLocal, requireManagedFlag: router.requireManagedFlag };
+    if (router.onlyNetworkPrefix) bridge.router.prefix = network.network.cidr;
+  }
+  return bridge;
 }
 
 export function guestPort(desired: DesiredState, port: ObservedPort | PendingPort): GuestPort {

@@ -1,23 +1,18 @@
 import { Command, CommanderError } from "commander";
-import { DEFAULT_CONFIG_PATH } from "../daemon/config.js";
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../daemon/config.js";
 import { V6Error } from "../errors.js";
 import { guestOsIds } from "../guestconfig/index.js";
 import type { MgmtCommandOptions } from "../mgmt/cli.js";
 import { VERSION } from "../version.js";
 import { addrReport, formatAddrReport } from "./addr.js";
 import type { DiagCommandOptions } from "./diag.js";
-import { CliExit } from "./exit.js";
+import { CliExit, EXIT_CONFIG, EXIT_FAILURE, EXIT_NOT_IMPLEMENTED, EXIT_USAGE } from "./exit.js";
 import { type GuestConfigOptions, guestConfigCommand, guestOsHelp } from "./guest-config.js";
 import type { LabCommandOptions } from "./lab.js";
 
 // Each command imports its own modules when it runs: `v6agent run` is a long-lived daemon on
 // every host, and the management server, lab and diag code it never runs would otherwise stay in
 // its heap for good (issue 5/6 measured a few MB of RSS for them).
-
-/** Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 not implemented yet. */
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-const EXIT_NOT_IMPLEMENTED = 3;
 
 export function buildProgram(): Command {
   const program = new Command("v6agent")
@@ -33,8 +28,14 @@ export function buildProgram(): Command {
     .action(async (options: { config: string }) => {
       // Before the daemon's modules load: their loading is the first burst the settings are for.
       (await import("../daemon/v8-memory.js")).tuneV8ForDaemon();
+      // A configuration the daemon cannot load exits with its own code: restarting cannot fix it.
+      const config = await loadAgentConfig(options.config).catch((error: unknown) => {
+        if (!(error instanceof V6Error)) throw error;
+        process.stderr.write(`v6agent: ${error.message}\n`);
+        throw new CliExit(EXIT_CONFIG);
+      });
       const { runDaemon } = await import("../daemon/daemon.js");
-      const code = await runDaemon(options.config);
+      const code = await runDaemon(options.config, config);
       if (code !== 0) throw new CliExit(code);
     });
 

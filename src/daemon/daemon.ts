@@ -32,10 +32,11 @@ const STOP_GRACE_MS = 20_000;
  * `v6agent run`: converge the host before saying hello, then serve the management server's
  * commands, keep converging on hypervisor events and a slow timer, and report every VIF change.
  * SIGTERM finishes in-flight commands and exits; SIGHUP re-reads the config (log level now;
- * anything else is logged as needing a restart).
+ * anything else is logged as needing a restart). `loaded`: the configuration the caller already read
+ * from `configPath` (the CLI does, to exit with its own code when it is invalid).
  */
-export async function runDaemon(configPath: string): Promise<number> {
-  const config = await loadAgentConfig(configPath);
+export async function runDaemon(configPath: string, loaded?: AgentConfig): Promise<number> {
+  const config = loaded ?? (await loadAgentConfig(configPath));
   const logger = createLogger(config.logLevel);
   const unlock = await lockStateDir(config.stateDir);
   // Before anything touches the host (and only once the state directory is ours): an unusable

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { PortCounters } from "../firewall/model.js";
+import { dropReasons, type PortCounters } from "../firewall/model.js";
 import type { MetricsSink } from "./metrics-sink.js";
 
 /**
@@ -65,8 +65,7 @@ export class AgentMetrics implements MetricsSink {
 
   /** Replaces the drop gauges with the sums of the firewall's per-port counters. */
   setDrops(counters: readonly PortCounters[]): void {
-    const reasons = ["ra", "dhcpv6Server", "spoof", "fragment", "ipv4"] as const;
-    for (const reason of reasons) {
+    for (const reason of dropReasons) {
       this.drops.set(
         { reason },
         counters.reduce((sum, port) => sum + port[reason].packets, 0),

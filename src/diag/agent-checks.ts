@@ -1,4 +1,4 @@
-import type { Firewall, FirewallState, GuestPort } from "../firewall/model.js";
+import { dropPackets, type Firewall, type FirewallState, type GuestPort } from "../firewall/model.js";
 import { bridgeChecks } from "./bridges.js";
 import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow } from "./check.js";
 import { dhcpIdentityChecks } from "./dhcp-identity.js";
@@ -122,6 +122,14 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       ),
     );
   }
+  // Both backends: rules the other backend left (an earlier run) would judge the same ports too.
+  const other = await inputs.firewall.otherBackendRules();
+  const otherName = inputs.firewall.backend === "nft" ? "xtables" : "nft";
+  checks.push(
+    other.length === 0
+      ? ok("firewall.other-backend", `no ${otherName} rules of this agent are live`)
+      : fail("firewall.other-backend", `the ${otherName} backend's rules are live too (${other.join("; ")})`, RECONCILE),
+  );
   const counters = new Map((await inputs.firewall.counters()).map((counter) => [counter.device, counter]));
   const vifs: VifRow[] = inputs.vifs.map((report) => {
     const counter = report.device === undefined ? undefined : counters.get(report.device);
@@ -137,13 +145,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       ...(counter === undefined
         ? {}
         : {
-            drops: {
-              ra: counter.ra.packets,
-              dhcpv6Server: counter.dhcpv6Server.packets,
-              spoof: counter.spoof.packets,
-              fragment: counter.fragment.packets,
-              ipv4: counter.ipv4.packets,
-            },
+            drops: dropPackets(counter),
           }),
     };
   });

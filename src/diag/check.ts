@@ -1,3 +1,5 @@
+import type { DropReason } from "../firewall/model.js";
+
 /** One diagnostic finding: what was checked, how it stands, and the one-line fix when it is not ok. */
 export type CheckStatus = "ok" | "warn" | "fail";
 
@@ -26,7 +28,8 @@ export interface VifRow {
   duidLL: string;
   linkLocal: string;
   rulesPresent: boolean;
-  drops?: Record<string, number>;
+  /** Packets dropped at this port, by reason. */
+  drops?: Partial<Record<DropReason, number>>;
   /** The DUID the guest was seen sending (`DUID-LLT 00:01:…`), and whether it is `duidLL`. */
   observedDuid?: string;
   duidMatches?: boolean;

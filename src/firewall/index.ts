@@ -2,11 +2,13 @@ import { V6Error } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Firewall } from "./model.js";
 import { NftFirewall } from "./nft/apply.js";
-import { nft } from "./nft/libnftables.js";
+import { nftBridgeWorks } from "./nft/probe.js";
 import { XtablesFirewall } from "./xtables/apply.js";
 
 export type * from "./model.js";
+export { dropPackets, dropReasons, zeroCounters } from "./model.js";
 export { NftFirewall } from "./nft/apply.js";
+export { nftBridgeWorks } from "./nft/probe.js";
 export { validateBridge, validatePort, validateState } from "./validate.js";
 export { XAPI_EBTABLES_LOCK, XtablesFirewall } from "./xtables/apply.js";
 
@@ -20,6 +22,10 @@ export interface FirewallOptions {
   lockFile?: string;
 }
 
+/**
+ * The configured backend. Creating one changes nothing; its first reconcile (the agent's, at
+ * start) removes what the other backend of this agent left live (`Firewall.otherBackendRules`).
+ */
 export async function createFirewall(options: FirewallOptions): Promise<Firewall> {
   const common = { netns: options.netns, logger: options.logger };
   const xtables = { ...common, ...(options.lockFile === undefined ? {} : { lockFile: options.lockFile }) };
@@ -37,18 +43,5 @@ export async function createFirewall(options: FirewallOptions): Promise<Firewall
       throw new V6Error("invalid_argument", `backend: ${JSON.stringify(options.backend)} is not one of auto, nft, xtables`, {
         field: "backend",
       });
-  }
-}
-
-/** libnftables loads and the kernel accepts a bridge-family table (checked only, nothing committed). */
-export async function nftBridgeWorks(netns?: string): Promise<boolean> {
-  try {
-    await nft("add table bridge v6agent_probe\nadd chain bridge v6agent_probe c { type filter hook prerouting priority 0; }\n", {
-      netns,
-      dryRun: true,
-    });
-    return true;
-  } catch {
-    return false;
   }
 }

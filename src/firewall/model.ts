@@ -20,6 +20,23 @@ export interface ManagedBridge {
    * Where the kernel has it, every unknown port of the bridge is dropped regardless.
    */
   guestPortPatterns?: string[];
+  /**
+   * The network's router, when the management server names it (`network.ensure` `router`):
+   * then RAs and DHCPv6 server messages entering from a trusted port are accepted only from
+   * this router (and, as it says, only with the M flag and only the network's /64). Without
+   * it, everything from a trusted port passes, as before.
+   */
+  router?: RouterPolicy;
+}
+
+export interface RouterPolicy {
+  mac: Mac;
+  /** The router's link-local address: the source of its RAs and DHCPv6 replies. */
+  linkLocal: string;
+  /** RAs must carry the M (managed) flag. */
+  requireManagedFlag: boolean;
+  /** When given, every prefix information option of an RA must be this /64 (`2001:db8:1:1::/64`). */
+  prefix?: string;
 }
 
 export interface GuestPort {
@@ -52,16 +69,37 @@ export interface DropCounter {
   bytes: number;
 }
 
-/** Per-port drop counters, by reason. */
-export interface PortCounters {
-  device: string;
-  ra: DropCounter;
-  dhcpv6Server: DropCounter;
-  spoof: DropCounter;
-  /** Fragmented or header-chain-truncated ICMPv6/DHCPv6 (RFC 6980/7113). */
-  fragment: DropCounter;
-  /** DHCPv4 server replies and ARP/IPv4 spoofing. */
-  ipv4: DropCounter;
+/**
+ * Why a frame was dropped: the one spelling of drop reasons for the firewall, the metrics, the
+ * diagnostics and the lab.
+ * - `ra`: a guest sent a router message (RA, Redirect, Router Renumbering);
+ * - `dhcpv6Server`: a guest sent a DHCPv6 server or relay message;
+ * - `spoof`: a wrong source MAC or IPv6 source, a foreign ND target, link-layer option or DAD
+ *   claim, ND whose options the rules cannot bound, any other ethertype;
+ * - `fragment`: fragmented or header-chain-truncated ICMPv6/DHCPv6 (RFC 6980/7112/7113);
+ * - `ipv4`: DHCPv4 server replies and ARP/IPv4 spoofing;
+ * - `mld`: a guest sent an MLD query (it would make itself the bridge's multicast router);
+ * - `rogueRouter`: an RA or DHCPv6 server message from a trusted (uplink) port that is not from
+ *   the network's named router, or not with its flag and prefix (counted on the uplink device).
+ */
+export const dropReasons = ["ra", "dhcpv6Server", "spoof", "fragment", "ipv4", "mld", "rogueRouter"] as const;
+export type DropReason = (typeof dropReasons)[number];
+
+/** Per-port drop counters, by reason (guest ports, and uplinks that dropped rogue router messages). */
+export type PortCounters = { device: string } & Record<DropReason, DropCounter>;
+
+/** Counters of a device that dropped nothing yet. */
+export function zeroCounters(device: string): PortCounters {
+  const counters = { device } as PortCounters;
+  for (const reason of dropReasons) counters[reason] = { packets: 0, bytes: 0 };
+  return counters;
+}
+
+/** Packets per reason, for reports (`host.diagnose` `vifs[].drops`). */
+export function dropPackets(counters: PortCounters): Record<DropReason, number> {
+  const packets = {} as Record<DropReason, number>;
+  for (const reason of dropReasons) packets[reason] = counters[reason].packets;
+  return packets;
 }
 
 export interface ApplyResult {
@@ -99,4 +137,10 @@ export interface Firewall {
   counters(): Promise<PortCounters[]>;
   /** Removes every rule and chain this agent created, and nothing else. */
   removeAll(): Promise<void>;
+  /**
+   * What the other backend of this agent has live in this namespace (an earlier run with the
+   * other backend), described for a person; empty when nothing. Reconcile removes it after its
+   * own rules are in place, so two rule sets never judge the same ports for long.
+   */
+  otherBackendRules(): Promise<string[]>;
 }

@@ -1,6 +1,6 @@
 import { parseInterfaceName, parseIpv4Address, parseIpv6Address, parseIpv6Network, parseMac } from "../addressing/index.js";
 import { InvalidArgumentError } from "../errors.js";
-import type { FirewallState, GuestPort, ManagedBridge } from "./model.js";
+import type { FirewallState, GuestPort, ManagedBridge, RouterPolicy } from "./model.js";
 
 /**
  * Checks a port, a bridge or a whole state before any backend renders it, so a bad value is
@@ -68,7 +68,21 @@ export function validateBridge(input: ManagedBridge, field = "bridge"): ManagedB
       }),
     );
   }
+  if (input.router !== undefined) bridge.router = validateRouter(input.router, `${field}.router`);
   return bridge;
+}
+
+function validateRouter(input: RouterPolicy, field: string): RouterPolicy {
+  if (typeof input !== "object" || input === null) throw new InvalidArgumentError(field, "expected a router object");
+  const mac = parseMac(input.mac, `${field}.mac`);
+  const linkLocal = parseIpv6Address(input.linkLocal, `${field}.linkLocal`);
+  if (!linkLocal.startsWith("fe80:"))
+    throw new InvalidArgumentError(`${field}.linkLocal`, `${linkLocal} is not a link-local address (fe80::/64)`);
+  if (typeof input.requireManagedFlag !== "boolean")
+    throw new InvalidArgumentError(`${field}.requireManagedFlag`, "expected true or false");
+  const router: RouterPolicy = { mac, linkLocal, requireManagedFlag: input.requireManagedFlag };
+  if (input.prefix !== undefined) router.prefix = parseIpv6Network(input.prefix, `${field}.prefix`).cidr;
+  return router;
 }
 
 /** Validates a whole state: every part, plus the cross-references between them. */

@@ -1,3 +1,4 @@
+import type { DropReason } from "../firewall/model.js";
 /** One guest's row in the lab's result table. */
 export interface LabGuestResult {
   name: string;
@@ -20,7 +21,7 @@ export interface LabGuestResult {
     routersSeen: string[];
   };
   /** The port's drop counters (host.diagnose vifs[].drops). */
-  drops: Record<string, number>;
+  drops: Partial<Record<DropReason, number>>;
   /** The DUID the agent saw the guest send (vif.report observedDuid), e.g. `DUID-LLT 00:01:…`. */
   observedDuid?: string;
   duidMatches?: boolean;

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Ipv6Network, type Mac, parseAddressInNetwork, parseMac } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
+import type { DropReason } from "../firewall/model.js";
 import type { VifReport } from "../protocol/schemas.js";
 import type { NetnsGuest } from "./guest-netns.js";
 import type { LabOptions } from "./lab-options.js";
@@ -119,9 +120,11 @@ export function reservationsFrom(reports: Map<string, VifReport>, guests: readon
   });
 }
 
-export async function diagnoseDrops(mgmt: MgmtClient): Promise<Map<string, { device?: string; drops: Record<string, number> }>> {
+export async function diagnoseDrops(
+  mgmt: MgmtClient,
+): Promise<Map<string, { device?: string; drops: Partial<Record<DropReason, number>> }>> {
   const report = (await mgmt.call(HOST_ID, "host.diagnose", {})) as unknown as {
-    vifs?: { mac: string; device?: string; drops?: Record<string, number> }[];
+    vifs?: { mac: string; device?: string; drops?: Partial<Record<DropReason, number>> }[];
   };
   return new Map((report.vifs ?? []).map((vif) => [vif.mac, { device: vif.device, drops: vif.drops ?? {} }]));
 }

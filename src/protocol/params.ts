@@ -95,6 +95,10 @@ type CrossCheck<M extends MethodName> = (params: MethodParams<M>, root: string) 
 
 function checkNetwork(network: S.NetworkEnsureParams, path: string): void {
   if (network.gateway !== undefined) parseAddressInNetwork(network.gateway, parseIpv6Network(network.prefix), `${path}.gateway`);
+  const router = network.router?.linkLocal;
+  if (router !== undefined && !router.startsWith("fe80:")) {
+    throw new InvalidArgumentError(`${path}.router.linkLocal`, `${router} is not a link-local address (fe80::/64)`);
+  }
 }
 
 function checkUniqueMacs(nics: readonly { mac: string }[], path: string): void {

@@ -91,6 +91,23 @@ export const NetworkEnsureParams = Type.Object(
     gateway: Type.Optional(Ipv6Address),
     vlan: Type.Optional(Type.Integer({ minimum: 1, maximum: 4094 })),
     mtu: Type.Optional(Type.Integer({ minimum: 1280, maximum: 65535, description: "IPv6 needs at least 1280" })),
+    router: Type.Optional(
+      Type.Object(
+        {
+          mac: Mac,
+          linkLocal: Ipv6Address,
+          requireManagedFlag: Type.Optional(Type.Boolean({ description: "RAs from the uplink must carry the M flag (default true)" })),
+          onlyNetworkPrefix: Type.Optional(
+            Type.Boolean({ description: "RAs from the uplink may announce only the network's /64 (default true)" }),
+          ),
+        },
+        {
+          ...closed,
+          description:
+            "The network's router: RAs and DHCPv6 server messages entering from the uplink are then accepted only from this MAC and link-local; without it, nothing from the uplink is filtered",
+        },
+      ),
+    ),
   },
   closed,
 );

@@ -1,6 +1,6 @@
 /**
- * Parses `ebtables-save -c` / `ip6tables-save -c` (filter table): every chain with its rules
- * (the text after `-A <chain> `) and their packet/byte counters, in order.
+ * Parses `ebtables-save -c` / `ip6tables-save -c` (one table, `filter` unless named): every
+ * chain with its rules (the text after `-A <chain> `) and their packet/byte counters, in order.
  */
 export interface SavedChain {
   rules: string[];
@@ -11,13 +11,13 @@ export interface SavedTable {
   chains: Map<string, SavedChain>;
 }
 
-export function parseSave(text: string): SavedTable {
+export function parseSave(text: string, table = "filter"): SavedTable {
   const chains = new Map<string, SavedChain>();
   let inFilter = false;
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (line.startsWith("*")) {
-      inFilter = line === "*filter";
+      inFilter = line === `*${table}`;
       continue;
     }
     if (!inFilter || line === "" || line.startsWith("#") || line === "COMMIT") continue;

@@ -75,24 +75,22 @@ async function deviceOf(sim: RunningXapiSimulator, vmRef: string): Promise<strin
 /** Deletes a port's rules by hand, as an operator might, in each backend's own tool. */
 const DELETE_PORT_BY_HAND: Record<"nft" | "xtables", (host: Netns, device: string) => Promise<void>> = {
   nft: async (host, device) => {
-    await host.exec("nft", ["delete", "element", "bridge", "v6agent", "ports", `{ "${device}" }`]);
-    await host.exec("nft", ["flush", "chain", "bridge", "v6agent", `port_${device}`]);
-    await host.exec("nft", ["delete", "chain", "bridge", "v6agent", `port_${device}`]);
+    await host.exec("nft", ["delete", "element", "bridge", "v6agent", "guest_ports", `{ "${device}" }`]);
   },
   xtables: async (host, device) => {
-    await host.exec("ebtables", ["-D", "V6AGENT", "-i", device, "-j", `V6A-${device}`]);
-    await host.exec("ebtables", ["-F", `V6A-${device}`]);
-    await host.exec("ebtables", ["-X", `V6A-${device}`]);
+    await host.exec("ebtables", ["-t", "nat", "-D", "V6AGENT", "-i", device, "-j", `V6A-${device}`]);
+    await host.exec("ebtables", ["-t", "nat", "-F", `V6A-${device}`]);
+    await host.exec("ebtables", ["-t", "nat", "-X", `V6A-${device}`]);
   },
 };
 
-/** A port chain nothing dispatches to, as an interrupted removal could leave. */
+/** A port's rules nothing dispatches to (nft: elements of a device that is no guest port), as an interrupted removal could leave. */
 const ORPHAN_CHAIN_BY_HAND: Record<"nft" | "xtables", (host: Netns, device: string) => Promise<void>> = {
   nft: async (host, device) => {
-    await host.exec("nft", ["add", "chain", "bridge", "v6agent", `port_${device}`]);
+    await host.exec("nft", ["add", "element", "bridge", "v6agent", "port_mac", `{ "${device}" . 52:54:00:00:00:99 }`]);
   },
   xtables: async (host, device) => {
-    await host.exec("ebtables", ["-N", `V6A-${device}`, "-P", "RETURN"]);
+    await host.exec("ebtables", ["-t", "nat", "-N", `V6A-${device}`, "-P", "RETURN"]);
   },
 };
 

@@ -34,6 +34,8 @@ type Handling =
 const NO_SYSTEMD =
   "needs systemd, which this machine does not run; packaging/v6agent.service is checked by test/integration/packaging/systemd-unit.test.ts";
 const WRITES_HOST = "installs into the machine's /etc or /usr; the file it installs is tested instead";
+const PACKAGES_TEST = "test/integration/packaging/deb.test.ts";
+const INSTALLS_PACKAGE = `changes this machine's packages; ${PACKAGES_TEST} installs the same package`;
 
 const COMMANDS = new Map<string, Handling>([
   // README.md
@@ -72,32 +74,18 @@ const COMMANDS = new Map<string, Handling>([
     'curl -s -H "Authorization: Bearer $(cat api-token)" 127.0.0.1:8440/v1/agents',
     { kind: "tested-in", test: "test/integration/mgmt/http-api.test.ts" },
   ],
-  // docs/operators.md: install
+  // docs/operators.md: install from the package
+  ["scripts/build-deb.sh --rpm", { kind: "tested-in", test: PACKAGES_TEST }],
   [
-    "apt-get install -y nodejs npm nftables ebtables iptables iproute2 procps",
-    { kind: "cannot-run", reason: "installs Debian packages; scripts/setup-host.sh does this for the tests" },
+    "apt-get install ./v6agent_0.1.0_amd64.deb",
+    { kind: "cannot-run", reason: `${INSTALLS_PACKAGE} with dpkg -i and with apt (the playbook)` },
   ],
-  [
-    "git clone <repository> /opt/v6agent",
-    { kind: "cannot-run", reason: "needs the network and a repository URL; the tests run in a clone" },
-  ],
-  [
-    "cd /opt/v6agent && npm ci && npm run build",
-    { kind: "cannot-run", reason: "rebuilds the tree under test; scripts/test.sh runs exactly this before the tests" },
-  ],
-  ["npm install --global --prefix /usr /opt/v6agent", { kind: "cannot-run", reason: WRITES_HOST }],
   ["v6agent --version", { kind: "run" }],
-  ["install -d -m 0700 /etc/v6agent", { kind: "cannot-run", reason: WRITES_HOST }],
-  [
-    "install -m 0600 /opt/v6agent/packaging/config.example.yaml /etc/v6agent/config.yaml",
-    { kind: "cannot-run", reason: `${WRITES_HOST} (test/unit/agent/config.test.ts parses packaging/config.example.yaml)` },
-  ],
+  ["install -m 0600 /etc/v6agent/config.yaml.example /etc/v6agent/config.yaml", { kind: "tested-in", test: PACKAGES_TEST }],
+  ["ansible-playbook -i inventory.ini packaging/ansible/v6agent.yml -e @vars.yml", { kind: "tested-in", test: PACKAGES_TEST }],
   // docs/operators.md: systemd
-  ["install -m 0644 /opt/v6agent/packaging/v6agent.service /etc/systemd/system/", { kind: "cannot-run", reason: NO_SYSTEMD }],
-  ["systemctl daemon-reload", { kind: "cannot-run", reason: NO_SYSTEMD }],
   ["systemctl enable --now v6agent", { kind: "cannot-run", reason: NO_SYSTEMD }],
   ["systemctl reload v6agent", { kind: "cannot-run", reason: NO_SYSTEMD }],
-  ["systemctl restart v6agent", { kind: "cannot-run", reason: NO_SYSTEMD }],
   ["journalctl -u v6agent -f", { kind: "cannot-run", reason: NO_SYSTEMD }],
   // docs/operators.md: TLS (run in order in the scratch directory)
   [
@@ -139,11 +127,11 @@ const COMMANDS = new Map<string, Handling>([
     "v6agent mgmt --listen 127.0.0.1:8443 --api 127.0.0.1:8440 --api-token-file api-token --cert server.pem --key server.key --client-ca ca.pem --host-tokens host-tokens",
     { kind: "daemon" },
   ],
-  // docs/operators.md: upgrades and troubleshooting
-  [
-    "cd /opt/v6agent && git pull && npm ci && npm run build",
-    { kind: "cannot-run", reason: "needs the network; rebuilds the tree under test" },
-  ],
+  // docs/operators.md: upgrades, remove, troubleshooting
+  ["apt-get install ./v6agent_0.2.0_amd64.deb", { kind: "cannot-run", reason: `${INSTALLS_PACKAGE}, then a newer build of it over it` }],
+  ["apt-get remove v6agent", { kind: "cannot-run", reason: `${INSTALLS_PACKAGE} and removes it with dpkg --purge` }],
+  ["apt-get purge v6agent", { kind: "cannot-run", reason: `${INSTALLS_PACKAGE} and removes it with dpkg --purge` }],
+  ["rm -r /etc/v6agent", { kind: "tested-in", test: PACKAGES_TEST }],
   ["v6agent diag --config /etc/v6agent/config.yaml", { kind: "tested-in", test: "test/integration/diag/diag-cli.test.ts" }],
   [
     "v6agent diag --json",

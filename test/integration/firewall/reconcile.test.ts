@@ -113,13 +113,13 @@ describe.skipIf(skip !== undefined).each(["nft", "xtables"] as const)("%s reconc
     if (backend === "nft") {
       await ns.exec("nft", ["-f", "-"], {
         input:
-          'delete element bridge v6agent ports { "vnet2" }\nflush chain bridge v6agent port_vnet2\ndelete chain bridge v6agent port_vnet2\n',
+          'delete element bridge v6agent guest_ports { "vnet2" }\ndelete element bridge v6agent port_mac { "vnet2" . 52:54:00:00:01:02 }\n',
       });
     } else {
-      await ns.exec("ebtables", ["-D", "V6AGENT", "-i", "vnet2", "-j", "V6A-vnet2"]);
-      await ns.exec("ebtables", ["-F", "V6A-vnet2"]);
-      await ns.exec("ebtables", ["-X", "V6A-vnet2"]);
-      await ns.exec("ip6tables", ["-w", "-F", "V6A-vnet2"]);
+      await ns.exec("ebtables", ["-t", "nat", "-D", "V6AGENT", "-i", "vnet2", "-j", "V6A-vnet2"]);
+      await ns.exec("ebtables", ["-t", "nat", "-F", "V6A-vnet2"]);
+      await ns.exec("ebtables", ["-t", "nat", "-X", "V6A-vnet2"]);
+      await ns.exec("ip6tables", ["-w", "-t", "raw", "-F", "V6A-vnet2"]);
     }
     expect(await oursSnapshot(ns, backend, false)).not.toBe(original);
     const repaired = await firewall.reconcile(desired);
@@ -206,9 +206,9 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     await ns.destroy();
   });
 
-  it("replaces a table of the older layout (counter maps) whole, and then reapplies nothing", async () => {
-    // The layout before per-port counts moved into the drops_* sets: a counter map and a
-    // port chain counting into a named counter.
+  it("replaces a table of an older layout (per-port chains, a dispatch map) whole, and then reapplies nothing", async () => {
+    // A first-generation layout: a verdict map to per-port chains, a counter map and a port
+    // chain counting into a named counter.
     await ns.exec("nft", ["-f", "-"], {
       input: [
         "table bridge v6agent {",
@@ -227,6 +227,7 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     const listing = (await ns.exec("nft", ["list", "table", "bridge", "v6agent"])).stdout;
     expect(listing).not.toContain("ra_counters");
     expect(listing).not.toContain("counter ra_vnet1");
+    expect(listing).not.toContain("chain port_vnet1");
     expect(listing).toContain("set drops_ra");
     expect((await firewall.reconcile(desired)).changed).toBe(false);
   });
@@ -246,7 +247,7 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     await ns.exec("nft", ["add table bridge other"]);
     await firewall.reconcile(desired);
     expect(listings).toHaveBeenCalledTimes(2);
-    await ns.exec("nft", ["flush chain bridge v6agent port_vnet2"]);
+    await ns.exec("nft", ['delete element bridge v6agent port_ip6 { "vnet2" . 2001:db8:1:1::2 }']);
     expect((await firewall.reconcile(desired)).updatedPorts).toEqual(["vnet2"]);
     expect(listings).toHaveBeenCalledTimes(3);
   });
@@ -270,7 +271,7 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     expect(listings).toHaveBeenCalledTimes(1);
     // Someone else's commit after ours: the next check lists, and repairs what they did.
     await firewall.upsertPort({ ...port("vnet4", 4), ipv6: ["2001:db8:1:1::44"] } as GuestPort);
-    await ns.exec("nft", ["flush chain bridge v6agent port_vnet2"]);
+    await ns.exec("nft", ['delete element bridge v6agent port_ip6 { "vnet2" . 2001:db8:1:1::2 }']);
     const withNewFour = {
       ...withFour,
       ports: withFour.ports.map((p) => (p.device === "vnet4" ? ({ ...p, ipv6: ["2001:db8:1:1::44"] } as GuestPort) : p)),
@@ -332,16 +333,17 @@ describe.skipIf(skip !== undefined)("nft layout and counts", () => {
     };
     const before = await rulesetGeneration(ns.name);
     expect((await firewall.reconcile(many)).addedPorts).toHaveLength(count);
-    // One commit per batch: the structure with the first batch, then two more.
+    // One commit per batch: the structure with the first batch, then two more (no chain per port).
     expect(await rulesetGeneration(ns.name)).toBe(before + 3);
     const live = await firewall.readLive();
     expect(live.ports.map((p) => p.device).sort()).toEqual(many.ports.map((p) => p.device).sort());
     const guestPorts = (await ns.exec("nft", ["list", "set", "bridge", "v6agent", "guest_ports"])).stdout;
+    expect((await ns.exec("nft", ["list", "table", "bridge", "v6agent"])).stdout).not.toMatch(/chain port_/);
     for (const p of many.ports) expect(guestPorts).toContain(`"${p.device}"`);
     expect((await firewall.reconcile(many)).changed).toBe(false);
 
-    // Every port chain emptied by hand: each port is rewritten whole, again in batches.
-    await ns.exec("nft", ["-f", "-"], { input: many.ports.map((p) => `flush chain bridge v6agent port_${p.device}\n`).join("") });
+    // A per-port set emptied by hand: each port is rewritten whole, again in batches.
+    await ns.exec("nft", ["flush set bridge v6agent port_mac"]);
     const flushed = await rulesetGeneration(ns.name);
     expect((await firewall.reconcile(many)).updatedPorts).toHaveLength(count);
     expect(await rulesetGeneration(ns.name)).toBe(flushed + 3);

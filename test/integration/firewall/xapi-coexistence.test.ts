@@ -30,8 +30,8 @@ async function xapiLocksVif(dom0: Netns, device: string): Promise<void> {
   await eb("-A", `FORWARD_${device}`, "-p", "IPv6", "-j", "ACCEPT");
 }
 
-async function ebSave(dom0: Netns): Promise<string> {
-  return (await dom0.exec("ebtables-nft-save", ["-c", "-t", "filter"])).stdout;
+async function ebSave(dom0: Netns, table: "filter" | "nat" = "filter"): Promise<string> {
+  return (await dom0.exec("ebtables-nft-save", ["-c", "-t", table])).stdout;
 }
 
 /** Everything in the filter table that is not ours: chain declarations (with policy) and rules, in order. */
@@ -43,16 +43,17 @@ function foreign(save: string): string[] {
 }
 
 /** Packet counter of the first rule of `chain` whose text is `rule`. */
-function counter(save: string, chain: string, rule: string): number {
-  const table = parseSave(save).chains.get(chain);
+function counter(save: string, chain: string, rule: string, tableName = "filter"): number {
+  const table = parseSave(save, tableName).chains.get(chain);
   const index = table?.rules.indexOf(rule) ?? -1;
   return index < 0 ? -1 : (table?.counters[index]?.packets ?? -1);
 }
 
 /**
  * docs/xenserver.md "Coexisting with xapi's own rules": in dom0 our xtables batches never flush
- * or reorder xapi's FORWARD_vif* chains and jumps, our jump stays first, what we allow RETURNs so
- * xapi's chain still judges (and counts) the traffic, and our batches wait for xapi's fcntl lock.
+ * or reorder xapi's FORWARD_vif* chains and jumps (ours live in ebtables `nat` and ip6tables
+ * `raw` PREROUTING, before the bridge learns), our jump stays first there, what we allow RETURNs
+ * so xapi's chain still judges (and counts) the traffic, and our batches wait for xapi's lock.
  */
 describe.skipIf(skip !== undefined)("xtables next to xapi's FORWARD_vif* rules", () => {
   it("never flushes or reorders xapi's chains, keeps its jump first, and lets xapi's chain see the traffic", async () => {
@@ -86,39 +87,39 @@ describe.skipIf(skip !== undefined)("xtables next to xapi's FORWARD_vif* rules",
         await firewall.reconcile({ bridges, ports: [port] });
 
         let save = await ebSave(dom0);
-        expect(parseSave(save).chains.get("FORWARD")?.rules).toEqual([
-          `-j V6AGENT`,
-          `-i ${PORT} -j FORWARD_${PORT}`,
-          `-o ${PORT} -j FORWARD_${PORT}`,
-        ]);
+        // xapi's filter table is exactly as it was: our jump is not there at all.
+        expect(parseSave(save).chains.get("FORWARD")?.rules).toEqual([`-i ${PORT} -j FORWARD_${PORT}`, `-o ${PORT} -j FORWARD_${PORT}`]);
         expect(foreign(save)).toEqual(xapiBefore);
         expect(save).toMatch(new RegExp(`^:FORWARD_${PORT.replace(".", "\\.")} DROP$`, "m"));
+        expect(parseSave(await ebSave(dom0, "nat"), "nat").chains.get("PREROUTING")?.rules).toEqual(["-j V6AGENT"]);
         const ip6Save = (await dom0.exec("ip6tables-nft-save", ["-t", "filter"])).stdout;
-        expect(parseSave(ip6Save).chains.get("FORWARD")?.rules).toEqual(["-j V6AGENT", "-m physdev --physdev-is-bridged -j ACCEPT"]);
+        expect(parseSave(ip6Save).chains.get("FORWARD")?.rules).toEqual(["-m physdev --physdev-is-bridged -j ACCEPT"]);
         expect(foreign(ip6Save)).toEqual(ip6Before);
+        const ip6Raw = (await dom0.exec("ip6tables-nft-save", ["-t", "raw"])).stdout;
+        expect(parseSave(ip6Raw, "raw").chains.get("PREROUTING")?.rules).toEqual(["-j V6AGENT"]);
 
         // Allowed IPv6 passes our chain (RETURN) and then xapi's, whose ACCEPT counts it.
         const xapiAccepts = counter(save, `FORWARD_${PORT}`, "-p IPv6 -j ACCEPT");
-        const oursReturns = counter(save, `V6A-${PORT}`, "-p IPv6 -j RETURN");
+        const oursReturns = counter(await ebSave(dom0, "nat"), `V6A-${PORT}`, "-p IPv6 -j RETURN", "nat");
         await guest.exec("ping", ["-6", "-c", "3", "-i", "0.2", "-W", "3", "2001:db8:7a::1"]);
         save = await ebSave(dom0);
         expect(counter(save, `FORWARD_${PORT}`, "-p IPv6 -j ACCEPT")).toBeGreaterThanOrEqual(xapiAccepts + 3);
-        expect(counter(save, `V6A-${PORT}`, "-p IPv6 -j RETURN")).toBeGreaterThanOrEqual(oursReturns + 3);
+        expect(counter(await ebSave(dom0, "nat"), `V6A-${PORT}`, "-p IPv6 -j RETURN", "nat")).toBeGreaterThanOrEqual(oursReturns + 3);
 
         // xapi re-plugs the VIF: deletes and re-creates its chain and jumps. Ours are untouched,
-        // and a jump someone inserted above ours is moved back below by the next reconcile.
+        // and a rule someone inserted above our jump is moved back below it by the next reconcile.
         await dom0.exec("ebtables", ["-D", "FORWARD", "-i", PORT, "-j", `FORWARD_${PORT}`]);
         await dom0.exec("ebtables", ["-D", "FORWARD", "-o", PORT, "-j", `FORWARD_${PORT}`]);
         await dom0.exec("ebtables", ["-F", `FORWARD_${PORT}`]);
         await dom0.exec("ebtables", ["-X", `FORWARD_${PORT}`]);
         await xapiLocksVif(dom0, PORT);
-        await dom0.exec("ebtables", ["-I", "FORWARD", "1", "-p", "IPv4", "-j", "CONTINUE"]);
+        await dom0.exec("ebtables", ["-t", "nat", "-I", "PREROUTING", "1", "-p", "IPv4", "-j", "CONTINUE"]);
         const xapiReplugged = foreign(await ebSave(dom0));
         await firewall.reconcile({ bridges, ports: [port] });
         save = await ebSave(dom0);
-        const forward = parseSave(save).chains.get("FORWARD")?.rules ?? [];
-        expect(forward[0]).toBe("-j V6AGENT");
-        expect(forward.filter((rule) => rule === "-j V6AGENT")).toHaveLength(1);
+        const prerouting = parseSave(await ebSave(dom0, "nat"), "nat").chains.get("PREROUTING")?.rules ?? [];
+        expect(prerouting[0]).toBe("-j V6AGENT");
+        expect(prerouting.filter((rule) => rule === "-j V6AGENT")).toHaveLength(1);
         expect(foreign(save)).toEqual(xapiReplugged);
         await guest.exec("ping", ["-6", "-c", "1", "-W", "3", "2001:db8:7a::1"]);
 
@@ -143,7 +144,7 @@ describe.skipIf(skip !== undefined)("xtables next to xapi's FORWARD_vif* rules",
         await firewall.removeAll();
         save = await ebSave(dom0);
         expect(foreign(save)).toEqual(xapiReplugged);
-        expect(save).not.toMatch(/V6A|V6B|V6AGENT/);
+        expect(save + (await ebSave(dom0, "nat"))).not.toMatch(/V6A|V6B|V6AGENT/);
       });
     } finally {
       rmSync(workDir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
 import type { ApplyResult, Firewall, FirewallState, GuestPort, ManagedBridge, PortCounters } from "../../../src/firewall/model.js";
-import { byDevice } from "../../../src/firewall/model.js";
+import { byDevice, zeroCounters } from "../../../src/firewall/model.js";
 import { Faults, type Journal } from "./journal.js";
 
 /**
@@ -61,12 +61,16 @@ export class FakeFirewall implements Firewall {
   }
 
   async counters(): Promise<PortCounters[]> {
-    const zero = { packets: 0, bytes: 0 };
-    return [...this.ports.keys()].map((device) => ({ device, ra: zero, dhcpv6Server: zero, spoof: zero, fragment: zero, ipv4: zero }));
+    return [...this.ports.keys()].map(zeroCounters);
   }
 
   async removeAll(): Promise<void> {
     this.bridges.clear();
     this.ports.clear();
+  }
+
+  /** The fake is the only backend: there is never another one's rules. */
+  async otherBackendRules(): Promise<string[]> {
+    return [];
   }
 }

@@ -61,6 +61,40 @@ describe("planFirewall", () => {
     ]);
   });
 
+  it("guards the uplink of a network that names its router: its MAC, link-local, M flag and /64 unless told otherwise", () => {
+    const named = parseDesiredState(
+      JSON.parse(
+        JSON.stringify({
+          ...state(),
+          networks: state().networks.map((n) => ({ ...n, router: { mac: "52:54:00:aa:00:01", linkLocal: "fe80::1" } })),
+        }),
+      ),
+    );
+    expect(planFirewall(named, [], []).bridges[0]?.router).toEqual({
+      mac: "52:54:00:aa:00:01",
+      linkLocal: "fe80::1",
+      requireManagedFlag: true,
+      prefix: "2001:db8:1:1::/64",
+    });
+    const loose = parseDesiredState(
+      JSON.parse(
+        JSON.stringify({
+          ...state(),
+          networks: state().networks.map((n) => ({
+            ...n,
+            router: { mac: "52:54:00:aa:00:01", linkLocal: "fe80::1", onlyNetworkPrefix: false },
+          })),
+        }),
+      ),
+    );
+    expect(planFirewall(loose, [], []).bridges[0]?.router).toEqual({
+      mac: "52:54:00:aa:00:01",
+      linkLocal: "fe80::1",
+      requireManagedFlag: true,
+    });
+    expect(planFirewall(state(), [], []).bridges[0]?.router).toBeUndefined();
+  });
+
   it("ignores stopped VMs and NICs without a device, but keeps pending ports", () => {
     const vms = [vm(vmA, [{ mac: macA, device: tapNameForMac(macA), bridge: "v6br-net1", model: "virtio" }], "stopped")];
     expect(planFirewall(state(), observedPorts(state(), vms), []).ports).toEqual([]);

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { AgentMetrics } from "../../../src/daemon/metrics.js";
+import { dropReasons, type PortCounters } from "../../../src/firewall/model.js";
 
 const zero = { packets: 0, bytes: 0 };
 
@@ -19,6 +20,8 @@ describe("AgentMetrics", () => {
         spoof: zero,
         fragment: zero,
         ipv4: zero,
+        mld: zero,
+        rogueRouter: zero,
       },
       {
         device: "vnet2",
@@ -27,7 +30,15 @@ describe("AgentMetrics", () => {
         spoof: { packets: 5, bytes: 500 },
         fragment: zero,
         ipv4: zero,
+        mld: zero,
+        rogueRouter: zero,
       },
+      // A guarded uplink that dropped a second router's RAs.
+      {
+        device: "uplink0",
+        ...Object.fromEntries(dropReasons.map((r) => [r, zero])),
+        rogueRouter: { packets: 4, bytes: 400 },
+      } as PortCounters,
     ]);
     const server = await metrics.listen("127.0.0.1", 0);
     try {
@@ -38,6 +49,8 @@ describe("AgentMetrics", () => {
       expect(text).toContain('v6agent_command_duration_seconds_count{method="nic.plug"} 2');
       expect(text).toContain("v6agent_ports_protected 3");
       expect(text).toContain('v6agent_firewall_drops_packets{reason="ra"} 13');
+      expect(text).toContain('v6agent_firewall_drops_packets{reason="rogueRouter"} 4');
+      expect(text).toContain('v6agent_firewall_drops_packets{reason="mld"} 0');
       expect(text).toContain('v6agent_firewall_drops_packets{reason="spoof"} 5');
       expect(text).toContain("v6agent_management_connected 1");
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);

@@ -13,3 +13,9 @@ export const port = {
 } as unknown as GuestPort;
 
 export const state: FirewallState = { bridges: [bridge], ports: [port] };
+
+/** The same bridge with its router named: the uplink is guarded. */
+export const guardedBridge = {
+  ...bridge,
+  router: { mac: "52:54:00:00:00:01", linkLocal: "fe80::1", requireManagedFlag: true, prefix: "2001:db8:1:1::/64" },
+} as unknown as ManagedBridge;

@@ -26,6 +26,27 @@ describe("parseParams", () => {
     expect(parseParams("nic.unplug", { vmUuid: VM, mac: "52:54:00:AB:CD:EF" }).mac).toBe("52:54:00:ab:cd:ef");
   });
 
+  it("takes a network's router (MAC and link-local canonicalised) and refuses one that is not link-local", () => {
+    const params = parseParams("network.ensure", {
+      networkId: "n1",
+      prefix: "2001:db8:1:1::/64",
+      router: { mac: "52:54:00:AA:00:01", linkLocal: "FE80::1", requireManagedFlag: false },
+    });
+    expect(params.router).toEqual({ mac: "52:54:00:aa:00:01", linkLocal: "fe80::1", requireManagedFlag: false });
+    const failure = fieldOf(() =>
+      parseParams("network.ensure", {
+        networkId: "n1",
+        prefix: "2001:db8:1:1::/64",
+        router: { mac: "52:54:00:aa:00:01", linkLocal: "2001:db8:1:1::1" },
+      }),
+    );
+    expect(failure.field).toBe("params.router.linkLocal");
+    expect(
+      fieldOf(() => parseParams("network.ensure", { networkId: "n1", prefix: "2001:db8:1:1::/64", router: { mac: "52:54:00:aa:00:01" } }))
+        .field,
+    ).toBe("params.router.linkLocal");
+  });
+
   it("refuses a /48 with the addressing module's message naming /48 and /64 and the field path", () => {
     const failure = fieldOf(() => parseParams("network.ensure", { networkId: "n1", prefix: "2001:db8::/48" }));
     expect(failure.field).toBe("params.prefix");
