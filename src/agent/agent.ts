@@ -24,7 +24,7 @@ import { type DeployVmInput, type EnsureNetworkInput, type NicInput, networkSpec
 import type { PendingPort } from "./plan.js";
 import { ReportTracker } from "./report-tracker.js";
 import { syncState } from "./sync-state.js";
-import { allVifReports, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
+import { allVifReports, type IdentityLookup, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
 export type { DesiredStateStore };
 
@@ -38,6 +38,8 @@ export interface AgentDependencies {
   report: (report: VifReport) => void;
   /** Called at each named step of a command, so crash tests can kill the daemon there (`src/daemon/failpoint.ts`). */
   failpoint?: (name: string) => void;
+  /** The DHCPv6 identity each port's guest sends (src/dhcp-observe), for the reports. */
+  identity?: IdentityLookup;
 }
 
 export interface ReconcileSummary {
@@ -139,7 +141,7 @@ export class Agent {
 
   /** The full inventory, for agent.hello after every (re)connect. */
   inventory(): { networks: DesiredNetwork[]; vifs: VifReport[] } {
-    return { networks: this.desired.networks, vifs: allVifReports(this.desired, this.ports.observed()) };
+    return { networks: this.desired.networks, vifs: allVifReports(this.desired, this.ports.observed(), this.deps.identity) };
   }
 
   /** network.ensure, one at a time per network (and never during a full reconcile, which ensures them all). */
@@ -369,6 +371,22 @@ export class Agent {
     }
   }
 
+  /** The VM and MAC of the guest port on `device`, if it is one of the agent's. */
+  portOf(device: string): { vmUuid: string; mac: Mac } | undefined {
+    const port = this.ports.observed().find((candidate) => candidate.device === device && isReported(candidate));
+    return port === undefined ? undefined : { vmUuid: port.vmUuid, mac: port.mac };
+  }
+
+  /** The DHCPv6 identity seen on these ports changed: their VMs' changed reports go out. */
+  identityChanged(devices: readonly string[]): void {
+    const vms = new Set(devices.flatMap((device) => this.portOf(device)?.vmUuid ?? []));
+    for (const uuid of vms) {
+      this.vmLocks
+        .run(uuid, async () => void this.emitChangedReports(uuid))
+        .catch((error: unknown) => this.log.error({ err: error }, "identity report failed"));
+    }
+  }
+
   /** vm.deploy names every NIC's device before the VM exists; only a backend that lets the agent name them can deploy. */
   private deployDevice(mac: Mac): InterfaceName {
     const device = this.deps.backend.deviceFor(mac);
@@ -382,7 +400,7 @@ export class Agent {
   }
 
   private vmReports(vmUuid: string): VifReport[] {
-    return vmVifReports(this.desired, vmUuid, this.ports.byMac, this.ports.ofVm(vmUuid));
+    return vmVifReports(this.desired, vmUuid, this.ports.byMac, this.ports.ofVm(vmUuid), this.deps.identity);
   }
 
   /**
@@ -390,7 +408,7 @@ export class Agent {
    * of the whole host, or of one VM after a change that touched only it (a command or an event).
    */
   private emitChangedReports(vmUuid?: string): VifReport[] {
-    const current = vmUuid === undefined ? allVifReports(this.desired, this.ports.observed()) : this.vmReports(vmUuid);
+    const current = vmUuid === undefined ? allVifReports(this.desired, this.ports.observed(), this.deps.identity) : this.vmReports(vmUuid);
     const sent = this.reports.changes(current, { vmUuid, desired: this.desired, observedMacs: this.ports.byMac });
     for (const report of sent) this.deps.report(report);
     return sent;

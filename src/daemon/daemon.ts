@@ -8,6 +8,7 @@ import { AgentChannel, ResultStore } from "../channel/index.js";
 import { createLogger } from "../log.js";
 import { VERSION } from "../version.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
+import { DhcpIdentityEvidence } from "./dhcp-identity.js";
 import { diagnoseWith } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
@@ -45,6 +46,8 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   const prometheus = config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics();
   const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
+  const identities = new DhcpIdentityEvidence({ stateDir: config.stateDir, netns: config.netns, logger, metrics });
+  await identities.load();
   const agent = new Agent({
     backend: parts.backend,
     firewall: parts.firewall,
@@ -54,10 +57,13 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },
+    identity: identities.lookup,
   });
 
   const summary = await agent.start();
   metrics.setProtectedPorts(summary.protectedPorts);
+  identities.retain(agent.heartbeat().vifs.map((vif) => vif.device));
+  identities.start(agent);
   logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
 
   const management = config.management;
@@ -68,6 +74,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       () => agent.state,
       { backend: parts.backend.hypervisor, connect: false },
       () => agent.stateProblem,
+      identities.lookup,
     ),
   );
   const facts = await parts.backend.hypervisor.facts();
@@ -136,6 +143,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       .reconcile()
       .then(async (result) => {
         metrics.setProtectedPorts(result.protectedPorts);
+        identities.retain(agent.heartbeat().vifs.map((vif) => vif.device));
         metrics.setDrops?.(await parts.firewall.counters());
       })
       .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
@@ -166,6 +174,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       (channel as AgentChannel)
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
+        .then(() => identities.close())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
         .then(() => unlock())
         .then(

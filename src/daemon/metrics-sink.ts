@@ -11,6 +11,8 @@ export interface MetricsSink {
   setConnected(connected: boolean): void;
   /** Absent when nobody reads drops: the daemon then does not read the firewall's counters. */
   setDrops?(counters: readonly PortCounters[]): void;
+  /** VIFs whose guest sends a DUID other than their DUID-LL, and VIFs sending a DUID another VIF sends too. */
+  setDuidEvidence?(counts: { mismatched: number; shared: number }): void;
 }
 
 export const noMetrics: MetricsSink = {

@@ -5,7 +5,8 @@ import type { MetricsSink } from "./metrics-sink.js";
 
 /**
  * Optional Prometheus metrics (issue 6): commands by method and outcome, their durations,
- * protected ports, firewall drops by reason, and the management connection's state.
+ * protected ports, firewall drops by reason, the management connection's state, and VIFs whose
+ * guest sends a DHCPv6 DUID its reservation does not know (or one another VIF sends too).
  */
 export class AgentMetrics implements MetricsSink {
   readonly registry = new Registry();
@@ -31,6 +32,16 @@ export class AgentMetrics implements MetricsSink {
     name: "v6agent_firewall_drops_packets",
     help: "Packets dropped at guest ports, by reason (from the firewall's counters)",
     labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly duidMismatched = new Gauge({
+    name: "v6agent_dhcp6_duid_mismatched_vifs",
+    help: "VIFs whose guest sends a DHCPv6 DUID other than the DUID-LL of its MAC (it gets no reserved address)",
+    registers: [this.registry],
+  });
+  private readonly duidShared = new Gauge({
+    name: "v6agent_dhcp6_duid_shared_vifs",
+    help: "VIFs whose guest sends a DHCPv6 DUID that another VIF on this host sends too",
     registers: [this.registry],
   });
   private readonly connected = new Gauge({
@@ -60,6 +71,11 @@ export class AgentMetrics implements MetricsSink {
         counters.reduce((sum, port) => sum + port[reason].packets, 0),
       );
     }
+  }
+
+  setDuidEvidence(counts: { mismatched: number; shared: number }): void {
+    this.duidMismatched.set(counts.mismatched);
+    this.duidShared.set(counts.shared);
   }
 
   /** Serves /metrics on `host:port` (loopback by default in the config). */
