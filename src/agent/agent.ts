@@ -1,4 +1,4 @@
-import { type InterfaceName, type Mac, parseAddressInNetwork } from "../addressing/index.js";
+import { type Mac, parseAddressInNetwork } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
 import type { ApplyResult, Firewall } from "../firewall/model.js";
 import type { HypervisorBackend } from "../hypervisor/backend.js";
@@ -6,6 +6,7 @@ import { type Hypervisor, type HypervisorEvent, type VmInfo, vmIfExists } from "
 import type { NetworkProvisioner } from "../hypervisor/network-provisioner.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { Logger } from "../log.js";
+import { deployVm } from "./deploy-vm.js";
 import type { DesiredStateStore } from "./desired-record.js";
 import { DesiredRecord } from "./desired-record.js";
 import {
@@ -263,44 +264,16 @@ export class Agent {
     });
   }
 
-  /** vm.deploy (KVM): every NIC's rules exist under the tap name the agent chose before the VM starts. */
+  /** vm.deploy (KVM): every NIC's rules exist under the tap name the agent chose before the VM starts (src/agent/deploy-vm.ts). */
   async deployVm(input: DeployVmInput): Promise<{ uuid: string; vifs: VifReport[] }> {
     this.record.requireTrusted();
     const nics = input.nics.map((nic, index) => this.record.nic(nic, `params.nics[${index}]`));
-    for (const [index, nic] of nics.entries()) {
-      const owner = findNic(this.desired, nic.mac);
-      if (owner !== undefined && owner.vm.uuid !== input.uuid) {
-        throw new V6Error("conflict", `MAC ${nic.mac} already belongs to VM ${owner.vm.uuid}`, { field: `params.nics[${index}].mac` });
-      }
-    }
     return this.vmLocks.run(input.uuid, async () => {
-      const previous = this.desired;
-      let next = this.desired;
-      for (const nic of nics) next = withNic(next, input.uuid, nic);
-      await this.record.commit(next);
-      const pendingPorts = nics.map((nic) => ({
-        vmUuid: input.uuid,
-        mac: nic.mac,
-        device: this.deployDevice(nic.mac),
-        bridge: (findNetwork(this.desired, nic.networkId) as DesiredNetwork).bridge,
-      }));
-      try {
-        for (const port of pendingPorts) await this.ports.protectPending(this.desired, port);
-        const { uuid, name, memoryMiB, vcpus, boot } = input;
-        const specs = pendingPorts.map((port, index) => ({
-          bridge: port.bridge,
-          mac: port.mac,
-          device: port.device,
-          model: nics[index]?.model,
-        }));
-        await this.hypervisor.deployVm({ uuid, name, memoryMiB, vcpus, boot, nics: specs });
-      } catch (error) {
-        await this.record.commit(previous);
-        for (const port of pendingPorts) await this.ports.abandonPending(port.device);
-        throw error;
-      } finally {
-        for (const port of pendingPorts) this.ports.removePending(port.device);
-      }
+      await deployVm(
+        { record: this.record, ports: this.ports, hypervisor: this.hypervisor, deviceFor: this.deps.backend.deviceFor },
+        input,
+        nics,
+      );
       await this.reconcileVmLocked(input.uuid);
       return { uuid: input.uuid, vifs: nics.map((nic) => this.currentReport(input.uuid, nic.mac)) };
     });
@@ -385,13 +358,6 @@ export class Agent {
         .run(uuid, async () => void this.emitChangedReports(uuid))
         .catch((error: unknown) => this.log.error({ err: error }, "identity report failed"));
     }
-  }
-
-  /** vm.deploy names every NIC's device before the VM exists; only a backend that lets the agent name them can deploy. */
-  private deployDevice(mac: Mac): InterfaceName {
-    const device = this.deps.backend.deviceFor(mac);
-    if (device === undefined) throw new V6Error("not_implemented", "this hypervisor creates VMs itself; vm.deploy is not offered here");
-    return device;
   }
 
   private currentReport(vmUuid: string, mac: Mac): VifReport {

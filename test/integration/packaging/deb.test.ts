@@ -16,7 +16,7 @@ import { difference, hostFiles } from "./host-files.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
-const ADDONS = ["v6agent_libvirt", "v6agent_nftables"] as const;
+const ADDONS = ["v6agent_libvirt", "v6agent_nftables", "v6agent_nflog"] as const;
 const APP = "/usr/lib/v6agent";
 const BUNDLED_NODE = `${APP}/node/bin/node`;
 
