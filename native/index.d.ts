@@ -103,3 +103,55 @@ export interface NftAddon {
   /** Namespaces whose sockets are kept open now. */
   keptNamespaces(): number;
 }
+
+/** Options of an NFLOG reader (native/src/nflog.cc). */
+export interface NflogReaderOptions {
+  /** The NFLOG group to bind (nft `log group N`, ip6tables `--nflog-group N`), 0..65535. */
+  group: number;
+  /** Path of the network namespace whose netfilter logs to read; default: the process's. */
+  netns?: string;
+  /** Bytes of each packet copied; default 2048. */
+  copyRange?: number;
+  /** Socket receive buffer in bytes; default 1 MiB. */
+  receiveBuffer?: number;
+}
+
+/** One logged packet, as nfnetlink_log hands it over. */
+export interface NflogPacket {
+  group: number;
+  /** NFPROTO_* of the hook that logged it (7 bridge, 10 IPv6). */
+  family: number;
+  /** The frame's EtherType (0x86dd IPv6). */
+  hwProtocol?: number;
+  hook?: number;
+  /** Input device: on a bridge the bridge itself; the port is `physindev`. */
+  indev?: number;
+  indevName?: string;
+  physindev?: number;
+  physindevName?: string;
+  /** The frame's source MAC, colon hex. */
+  hwaddr?: string;
+  prefix?: string;
+  /** The packet from its network header on (IPv6), at most copyRange bytes. */
+  payload: Buffer;
+}
+
+export interface NflogReaderStats {
+  /** Packet messages read. */
+  received: number;
+  /** Messages without a payload or with a broken attribute (none from a sane kernel). */
+  malformed: number;
+  /** Times the kernel dropped copies because the socket was full (ENOBUFS). */
+  dropped: number;
+}
+
+/** Reads one NFLOG group on Node's own loop (no thread); `onPackets` gets each batch. Throws NflogError. */
+export interface NflogReader {
+  /** Stops reading and unbinds the group. Idempotent. */
+  close(): void;
+  stats(): NflogReaderStats;
+}
+
+export interface NflogAddon {
+  NflogReader: new (options: NflogReaderOptions, onPackets: (packets: NflogPacket[]) => void) => NflogReader;
+}

@@ -57,7 +57,7 @@ SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
 
 if [ "$build" = 1 ]; then npm run --silent build; fi
-for addon in v6agent_libvirt v6agent_nftables; do
+for addon in v6agent_libvirt v6agent_nftables v6agent_nflog; do
   [ -f "native/build/Release/$addon.node" ] || {
     echo "build-deb.sh: native/build/Release/$addon.node is not built (npm run build)" >&2
     exit 1
@@ -116,7 +116,7 @@ mv "$app/node/LICENSE" "$doc/node.LICENSE"
 # Node-API is ABI-stable: the addons were compiled once against the development Node; they
 # must load in the runtime that ships.
 "$app/node/bin/node" -e '
-  for (const name of ["v6agent_libvirt", "v6agent_nftables"]) require(`${process.argv[1]}/native/build/Release/${name}.node`);
+  for (const name of ["v6agent_libvirt", "v6agent_nftables", "v6agent_nflog"]) require(`${process.argv[1]}/native/build/Release/${name}.node`);
 ' "$app"
 
 echo "build-deb.sh: the package tree"
@@ -178,7 +178,8 @@ printf 'Source: v6agent\n\nPackage: v6agent\nArchitecture: amd64\n' >"$work/debi
 # package's directory" whenever symbols stay unresolved, although they are; that line is dropped.)
 shlibs=$(cd "$work" && dpkg-shlibdeps --warnings=0 -O -e "${app#"$work"/}/node/bin/node" \
   -e "${app#"$work"/}/native/build/Release/v6agent_libvirt.node" \
-  -e "${app#"$work"/}/native/build/Release/v6agent_nftables.node" 2> >(grep -v 'binaries to analyze should already' >&2) |
+  -e "${app#"$work"/}/native/build/Release/v6agent_nftables.node" \
+  -e "${app#"$work"/}/native/build/Release/v6agent_nflog.node" 2> >(grep -v 'binaries to analyze should already' >&2) |
   sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || {
   echo "build-deb.sh: dpkg-shlibdeps found no library dependencies" >&2

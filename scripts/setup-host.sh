@@ -13,8 +13,10 @@ packages=(
   iproute2 iputils-ping tcpdump procps kmod util-linux systemd
   nftables iptables ebtables
   dnsmasq-base isc-dhcp-client
-  # guest-config checks its output with the real tools (netplan, nmcli --offline, ifup -n)
-  netplan.io network-manager ifupdown
+  # guest-config checks its output with the real tools (netplan, nmcli --offline, ifup -n), and
+  # its wire tests boot each guest OS's own daemons (NetworkManager and networkd on a private
+  # D-Bus system bus); strace shows which files the guest's dhclient opens
+  netplan.io network-manager ifupdown dbus-daemon strace
   # the nft backend runs libnftables in-process (native/src/nftables.cc)
   libnftables-dev
   libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-clients qemu-system-x86

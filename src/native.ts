@@ -10,7 +10,7 @@ const loaded = new Map<string, unknown>();
  * Loads one of native/'s addons (`native/build/Release/<name>.node`) from src/ (tests) or
  * dist/src/ (built), once. Throws `unavailable` with the fix when it is not built.
  */
-export function loadNativeAddon<T>(name: "v6agent_libvirt" | "v6agent_nftables"): T {
+export function loadNativeAddon<T>(name: "v6agent_libvirt" | "v6agent_nftables" | "v6agent_nflog"): T {
   const cached = loaded.get(name);
   if (cached !== undefined) return cached as T;
   const require = createRequire(import.meta.url);

@@ -1,4 +1,4 @@
-import { type InterfaceName, type Mac, parseAddressInNetwork } from "../addressing/index.js";
+import { type Mac, parseAddressInNetwork } from "../addressing/index.js";
 import { V6Error } from "../errors.js";
 import type { ApplyResult, Firewall } from "../firewall/model.js";
 import type { HypervisorBackend } from "../hypervisor/backend.js";
@@ -6,6 +6,7 @@ import { type Hypervisor, type HypervisorEvent, type VmInfo, vmIfExists } from "
 import type { NetworkProvisioner } from "../hypervisor/network-provisioner.js";
 import { KeyedLock } from "../keyed-lock.js";
 import type { Logger } from "../log.js";
+import { deployVm } from "./deploy-vm.js";
 import type { DesiredStateStore } from "./desired-record.js";
 import { DesiredRecord } from "./desired-record.js";
 import {
@@ -25,7 +26,7 @@ import type { PendingPort } from "./plan.js";
 import { observedRun, type ReconcileRun } from "./reconcile-run.js";
 import { ReportTracker } from "./report-tracker.js";
 import { syncState } from "./sync-state.js";
-import { allVifReports, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
+import { allVifReports, type IdentityLookup, isReported, type VifReport, vifReport, vmVifReports } from "./vif-report.js";
 
 export type { DesiredStateStore };
 
@@ -39,6 +40,8 @@ export interface AgentDependencies {
   report: (report: VifReport) => void;
   /** Called at each named step of a command, so crash tests can kill the daemon there (`src/daemon/failpoint.ts`). */
   failpoint?: (name: string) => void;
+  /** The DHCPv6 identity each port's guest sends (src/dhcp-observe), for the reports. */
+  identity?: IdentityLookup;
   /** Told of every full reconcile, with its duration and outcome (the daemon's `v6agent status`). */
   reconciled?: (run: ReconcileRun) => void;
 }
@@ -142,7 +145,7 @@ export class Agent {
 
   /** The full inventory, for agent.hello after every (re)connect. */
   inventory(): { networks: DesiredNetwork[]; vifs: VifReport[] } {
-    return { networks: this.desired.networks, vifs: allVifReports(this.desired, this.ports.observed()) };
+    return { networks: this.desired.networks, vifs: allVifReports(this.desired, this.ports.observed(), this.deps.identity) };
   }
 
   /** network.ensure, one at a time per network (and never during a full reconcile, which ensures them all). */
@@ -264,44 +267,16 @@ export class Agent {
     });
   }
 
-  /** vm.deploy (KVM): every NIC's rules exist under the tap name the agent chose before the VM starts. */
+  /** vm.deploy (KVM): every NIC's rules exist under the tap name the agent chose before the VM starts (src/agent/deploy-vm.ts). */
   async deployVm(input: DeployVmInput): Promise<{ uuid: string; vifs: VifReport[] }> {
     this.record.requireTrusted();
     const nics = input.nics.map((nic, index) => this.record.nic(nic, `params.nics[${index}]`));
-    for (const [index, nic] of nics.entries()) {
-      const owner = findNic(this.desired, nic.mac);
-      if (owner !== undefined && owner.vm.uuid !== input.uuid) {
-        throw new V6Error("conflict", `MAC ${nic.mac} already belongs to VM ${owner.vm.uuid}`, { field: `params.nics[${index}].mac` });
-      }
-    }
     return this.vmLocks.run(input.uuid, async () => {
-      const previous = this.desired;
-      let next = this.desired;
-      for (const nic of nics) next = withNic(next, input.uuid, nic);
-      await this.record.commit(next);
-      const pendingPorts = nics.map((nic) => ({
-        vmUuid: input.uuid,
-        mac: nic.mac,
-        device: this.deployDevice(nic.mac),
-        bridge: (findNetwork(this.desired, nic.networkId) as DesiredNetwork).bridge,
-      }));
-      try {
-        for (const port of pendingPorts) await this.ports.protectPending(this.desired, port);
-        const { uuid, name, memoryMiB, vcpus, boot } = input;
-        const specs = pendingPorts.map((port, index) => ({
-          bridge: port.bridge,
-          mac: port.mac,
-          device: port.device,
-          model: nics[index]?.model,
-        }));
-        await this.hypervisor.deployVm({ uuid, name, memoryMiB, vcpus, boot, nics: specs });
-      } catch (error) {
-        await this.record.commit(previous);
-        for (const port of pendingPorts) await this.ports.abandonPending(port.device);
-        throw error;
-      } finally {
-        for (const port of pendingPorts) this.ports.removePending(port.device);
-      }
+      await deployVm(
+        { record: this.record, ports: this.ports, hypervisor: this.hypervisor, deviceFor: this.deps.backend.deviceFor },
+        input,
+        nics,
+      );
       await this.reconcileVmLocked(input.uuid);
       return { uuid: input.uuid, vifs: nics.map((nic) => this.currentReport(input.uuid, nic.mac)) };
     });
@@ -372,11 +347,20 @@ export class Agent {
     }
   }
 
-  /** vm.deploy names every NIC's device before the VM exists; only a backend that lets the agent name them can deploy. */
-  private deployDevice(mac: Mac): InterfaceName {
-    const device = this.deps.backend.deviceFor(mac);
-    if (device === undefined) throw new V6Error("not_implemented", "this hypervisor creates VMs itself; vm.deploy is not offered here");
-    return device;
+  /** The VM and MAC of the guest port on `device`, if it is one of the agent's. */
+  portOf(device: string): { vmUuid: string; mac: Mac } | undefined {
+    const port = this.ports.observed().find((candidate) => candidate.device === device && isReported(candidate));
+    return port === undefined ? undefined : { vmUuid: port.vmUuid, mac: port.mac };
+  }
+
+  /** The DHCPv6 identity seen on these ports changed: their VMs' changed reports go out. */
+  identityChanged(devices: readonly string[]): void {
+    const vms = new Set(devices.flatMap((device) => this.portOf(device)?.vmUuid ?? []));
+    for (const uuid of vms) {
+      this.vmLocks
+        .run(uuid, async () => void this.emitChangedReports(uuid))
+        .catch((error: unknown) => this.log.error({ err: error }, "identity report failed"));
+    }
   }
 
   private currentReport(vmUuid: string, mac: Mac): VifReport {
@@ -385,7 +369,7 @@ export class Agent {
   }
 
   private vmReports(vmUuid: string): VifReport[] {
-    return vmVifReports(this.desired, vmUuid, this.ports.byMac, this.ports.ofVm(vmUuid));
+    return vmVifReports(this.desired, vmUuid, this.ports.byMac, this.ports.ofVm(vmUuid), this.deps.identity);
   }
 
   /**
@@ -393,7 +377,7 @@ export class Agent {
    * of the whole host, or of one VM after a change that touched only it (a command or an event).
    */
   private emitChangedReports(vmUuid?: string): VifReport[] {
-    const current = vmUuid === undefined ? allVifReports(this.desired, this.ports.observed()) : this.vmReports(vmUuid);
+    const current = vmUuid === undefined ? allVifReports(this.desired, this.ports.observed(), this.deps.identity) : this.vmReports(vmUuid);
     const sent = this.reports.changes(current, { vmUuid, desired: this.desired, observedMacs: this.ports.byMac });
     for (const report of sent) this.deps.report(report);
     return sent;

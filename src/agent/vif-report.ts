@@ -1,11 +1,14 @@
 import { duidLl, eui64LinkLocal, type Mac } from "../addressing/index.js";
-import type { VifReport } from "../protocol/index.js";
+import type { ObservedDuid, VifReport } from "../protocol/index.js";
 import { type DesiredNic, type DesiredState, findNic } from "./desired-state.js";
 import type { ObservedPort } from "./plan.js";
 
 /** The protocol's VIF report (src/protocol/schemas.ts) is the one type reports travel in. */
 export type { VifReport };
 export type VifState = VifReport["state"];
+
+/** The DHCPv6 identity a port's guest was seen sending (src/dhcp-observe), by the port's device. */
+export type IdentityLookup = (device: string) => ObservedDuid | undefined;
 
 export function vifReport(fields: {
   vmUuid: string;
@@ -15,6 +18,7 @@ export function vifReport(fields: {
   device?: string;
   bridge?: string;
   ipv6?: readonly string[];
+  observedDuid?: ObservedDuid | undefined;
 }): VifReport {
   const report: VifReport = {
     vmUuid: fields.vmUuid,
@@ -27,6 +31,7 @@ export function vifReport(fields: {
   if (fields.device !== undefined) report.device = fields.device;
   if (fields.bridge !== undefined) report.bridge = fields.bridge;
   if (fields.ipv6 !== undefined && fields.ipv6.length > 0) report.ipv6 = [...fields.ipv6];
+  if (fields.observedDuid !== undefined) report.observedDuid = fields.observedDuid;
   return report;
 }
 
@@ -34,7 +39,7 @@ export function vifReport(fields: {
  * Reports for every desired NIC and every observed port: the full inventory sent after each
  * (re)connect, and the source of change reports (compare with `sameReport`).
  */
-export function allVifReports(desired: DesiredState, observedPorts: readonly ObservedPort[]): VifReport[] {
+export function allVifReports(desired: DesiredState, observedPorts: readonly ObservedPort[], identity?: IdentityLookup): VifReport[] {
   const observed = observedPorts.filter(isReported);
   const byMac = new Map(observed.map((port) => [port.mac as string, port]));
   const reports: VifReport[] = [];
@@ -42,10 +47,10 @@ export function allVifReports(desired: DesiredState, observedPorts: readonly Obs
   for (const vm of desired.vms) {
     for (const nic of vm.nics) {
       seen.add(nic.mac);
-      reports.push(desiredNicReport(desired, vm.uuid, nic, byMac.get(nic.mac)));
+      reports.push(desiredNicReport(desired, vm.uuid, nic, byMac.get(nic.mac), identity));
     }
   }
-  for (const port of observed) if (!seen.has(port.mac)) reports.push(observedPortReport(desired, port));
+  for (const port of observed) if (!seen.has(port.mac)) reports.push(observedPortReport(desired, port, identity));
   return reports;
 }
 
@@ -60,12 +65,13 @@ export function vmVifReports(
   vmUuid: string,
   portsByMac: ReadonlyMap<string, ObservedPort>,
   observedOfVm: readonly ObservedPort[],
+  identity?: IdentityLookup,
 ): VifReport[] {
   const vm = desired.vms.find((candidate) => candidate.uuid === vmUuid);
-  const reports = (vm?.nics ?? []).map((nic) => desiredNicReport(desired, vmUuid, nic, portsByMac.get(nic.mac)));
+  const reports = (vm?.nics ?? []).map((nic) => desiredNicReport(desired, vmUuid, nic, portsByMac.get(nic.mac), identity));
   for (const port of observedOfVm.filter(isReported)) {
     // A port whose MAC some VM's desired NIC claims is reported with that NIC.
-    if (findNic(desired, port.mac) === undefined) reports.push(observedPortReport(desired, port));
+    if (findNic(desired, port.mac) === undefined) reports.push(observedPortReport(desired, port, identity));
   }
   return reports;
 }
@@ -76,7 +82,13 @@ export function isReported(port: ObservedPort): boolean {
 }
 
 /** A desired NIC: protected when its port is observed, detached otherwise. */
-function desiredNicReport(desired: DesiredState, vmUuid: string, nic: DesiredNic, port: ObservedPort | undefined): VifReport {
+function desiredNicReport(
+  desired: DesiredState,
+  vmUuid: string,
+  nic: DesiredNic,
+  port: ObservedPort | undefined,
+  identity: IdentityLookup | undefined,
+): VifReport {
   const bridge = port?.bridge ?? desired.networks.find((n) => n.networkId === nic.networkId)?.bridge;
   return vifReport({
     vmUuid,
@@ -86,11 +98,12 @@ function desiredNicReport(desired: DesiredState, vmUuid: string, nic: DesiredNic
     state: port === undefined ? "detached" : "protected",
     device: port?.device,
     bridge,
+    observedDuid: port === undefined ? undefined : identity?.(port.device),
   });
 }
 
 /** An observed port no desired NIC claims (a VM started outside the agent): protected, pinned to its MAC. */
-function observedPortReport(desired: DesiredState, port: ObservedPort): VifReport {
+function observedPortReport(desired: DesiredState, port: ObservedPort, identity: IdentityLookup | undefined): VifReport {
   const network = desired.networks.find((n) => n.bridge === port.bridge);
   return vifReport({
     vmUuid: port.vmUuid,
@@ -99,6 +112,7 @@ function observedPortReport(desired: DesiredState, port: ObservedPort): VifRepor
     device: port.device,
     bridge: port.bridge,
     networkId: network?.networkId,
+    observedDuid: identity?.(port.device),
   });
 }
 

@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from "../daemon/config.js";
+import { loadIdentityEvidence } from "../daemon/dhcp-identity.js";
 import { diagnoseWith } from "../daemon/diagnose.js";
 import { type AgentParts, buildAgentParts } from "../daemon/parts.js";
+import { observedDuidOf } from "../dhcp-observe/index.js";
 import { exitCodeFor } from "../diag/check.js";
 import { diagnose, formatDiagReport } from "../diag/diagnose.js";
 import { createLogger } from "../log.js";
@@ -29,11 +31,14 @@ export async function runDiag(options: DiagCommandOptions): Promise<void> {
     // Read-only: diag never moves a damaged state file aside; the daemon does that.
     const desired = await parts.store.load({ readOnly: true });
     // The hypervisor check connects (libvirt URI or XAPI login) and closes again.
+    // What the daemon saw guests send (it saves its DHCPv6 identity evidence in the state directory).
+    const identities = await loadIdentityEvidence(config.stateDir).catch(() => undefined);
     report = await diagnoseWith(
       parts,
       () => desired,
       { backend: parts.backend.hypervisor, connect: true },
       () => parts.store.unusable(),
+      identities === undefined ? undefined : (device) => observedDuidOf(identities, device),
     ).finally(endSoon);
   }
   process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiagReport(report)}\n`);

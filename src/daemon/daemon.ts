@@ -9,6 +9,7 @@ import { VERSION } from "../version.js";
 import { channelSecurity } from "./channel-security.js";
 import { type AgentConfig, loadAgentConfig } from "./config.js";
 import { DaemonStatus } from "./daemon-status.js";
+import { DhcpIdentityEvidence } from "./dhcp-identity.js";
 import { diagnoseWith, hypervisorProbe } from "./diagnose.js";
 import { failpoint } from "./failpoint.js";
 import { type MetricsSink, noMetrics } from "./metrics-sink.js";
@@ -51,6 +52,8 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
     config.metrics.listen === undefined ? undefined : new (await import("./metrics.js")).AgentMetrics({ vifs, counters }, logger);
   const metrics: MetricsSink = prometheus ?? noMetrics;
   let channel: AgentChannel | undefined;
+  const identities = new DhcpIdentityEvidence({ stateDir: config.stateDir, netns: config.netns, logger, metrics });
+  await identities.load();
   const status: DaemonStatus = new DaemonStatus({
     hostId: config.hostId,
     configPath,
@@ -77,6 +80,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
     report: (report) => {
       channel?.report(report).catch((error: unknown) => logger.warn({ err: error, mac: report.mac }, "VIF report not delivered"));
     },
+    identity: identities.lookup,
     reconciled: status.reconciled,
   });
   // Up while the host converges, so `v6agent status` can say so; the daemon runs on without it.
@@ -86,6 +90,8 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   });
 
   const summary = await agent.start();
+  identities.retain(agent.heartbeat().vifs.map((vif) => vif.device));
+  identities.start(agent);
   logger.info({ ports: summary.protectedPorts, vms: summary.vms, changed: summary.firewall.changed }, "converged before hello");
 
   const management = config.management;
@@ -95,6 +101,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       () => agent.state,
       { backend: parts.backend.hypervisor, connect: false },
       () => agent.stateProblem,
+      identities.lookup,
     ),
   );
   const facts = await parts.backend.hypervisor.facts();
@@ -152,7 +159,10 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
   }
 
   const periodic = setInterval(() => {
-    agent.reconcile().catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
+    agent
+      .reconcile()
+      .then(() => identities.retain(agent.heartbeat().vifs.map((vif) => vif.device)))
+      .catch((error: unknown) => logger.error({ err: error }, "periodic reconcile failed"));
   }, config.reconcileSeconds * 1000);
 
   return new Promise<number>((resolve) => {
@@ -181,6 +191,7 @@ export async function runDaemon(configPath: string, loaded?: AgentConfig): Promi
       (channel as AgentChannel)
         .stop({ graceMs: STOP_GRACE_MS })
         .then(() => agent.stop())
+        .then(() => identities.close())
         .then(() => new Promise<void>((done) => (metricsServer === undefined ? done() : metricsServer.close(() => done()))))
         .then(() => statusServer?.close())
         .then(() => unlock())

@@ -1,5 +1,6 @@
 import type { DesiredState } from "../agent/desired-state.js";
 import { hostView } from "../agent/host-view.js";
+import type { IdentityLookup } from "../agent/vif-report.js";
 import { type DiagReport, fail } from "../diag/check.js";
 import type { HypervisorProbe } from "../diag/hypervisor.js";
 import type { Hypervisor } from "../hypervisor/hypervisor.js";
@@ -19,6 +20,8 @@ export async function diagnoseWith(
   hypervisor?: { backend: Hypervisor; connect: boolean },
   /** Why the desired state could not be read (the agent then leaves the live rules alone), if so. */
   stateProblem: () => string | undefined = () => undefined,
+  /** The DHCPv6 identity each port's guest sends (the daemon's evidence, or its saved file for `v6agent diag`). */
+  identity?: IdentityLookup,
 ): Promise<DiagReport> {
   // Loaded on the first host.diagnose: the daemon otherwise never needs the checks in memory.
   const [{ agentChecks }, { diagnose }, { hypervisorCheck }] = await Promise.all([
@@ -45,7 +48,7 @@ export async function diagnoseWith(
           : await hypervisorCheck(hypervisorProbe(config.hypervisor, hypervisor.backend, hypervisor.connect));
       await probe?.close();
       const state = desired();
-      const view = hostView(state, probe?.vms ?? [], parts.backend.guestPortPatterns);
+      const view = hostView(state, probe?.vms ?? [], parts.backend.guestPortPatterns, identity);
       const networks = state.networks.map((network) => ({ ...network, prefix: network.network.cidr }));
       const rulesLive = (await ownRules(parts.firewall.backend, config.netns)).length > 0;
       const result = await agentChecks({ ...view, networks, firewall: parts.firewall, rulesLive, netns: config.netns });

@@ -7,6 +7,8 @@
 export interface MetricsSink {
   observeCommand(method: string, outcome: string, seconds: number): void;
   setConnected(connected: boolean): void;
+  /** VIFs whose guest sends a DUID other than their DUID-LL, and VIFs sending a DUID another VIF sends too. */
+  setDuidEvidence?(counts: { mismatched: number; shared: number }): void;
 }
 
 export const noMetrics: MetricsSink = {

@@ -14,9 +14,11 @@ export interface MetricsSource {
 
 /**
  * Optional Prometheus metrics (issue 6, issue 19): commands by method and outcome, their
- * durations, and the management connection's state, recorded as they happen; guest ports with
- * and without live rules and the firewall's drop counters per port, VM and reason, read from
- * the firewall when scraped, so they are right after every change, not after the next reconcile.
+ * durations, the management connection's state, and VIFs whose guest sends a DHCPv6 DUID its
+ * reservation does not know (or one another VIF sends too), recorded as they happen; guest
+ * ports with and without live rules and the firewall's drop counters per port, VM and reason,
+ * read from the firewall when scraped, so they are right after every change, not after the
+ * next reconcile.
  */
 export class AgentMetrics implements MetricsSink {
   readonly registry = new Registry();
@@ -33,6 +35,16 @@ export class AgentMetrics implements MetricsSink {
     help: "Command execution time",
     labelNames: ["method"] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly duidMismatched = new Gauge({
+    name: "v6agent_dhcp6_duid_mismatched_vifs",
+    help: "VIFs whose guest sends a DHCPv6 DUID other than the DUID-LL of its MAC (it gets no reserved address)",
+    registers: [this.registry],
+  });
+  private readonly duidShared = new Gauge({
+    name: "v6agent_dhcp6_duid_shared_vifs",
+    help: "VIFs whose guest sends a DHCPv6 DUID that another VIF on this host sends too",
     registers: [this.registry],
   });
   private readonly connected = new Gauge({
@@ -127,6 +139,11 @@ export class AgentMetrics implements MetricsSink {
       );
     }
     return this.scrape;
+  }
+
+  setDuidEvidence(counts: { mismatched: number; shared: number }): void {
+    this.duidMismatched.set(counts.mismatched);
+    this.duidShared.set(counts.shared);
   }
 
   /** Serves /metrics on `host:port` (loopback by default in the config). */

@@ -1,6 +1,7 @@
 import { dropPackets, type Firewall, type FirewallState, type GuestPort } from "../firewall/model.js";
 import { bridgeChecks } from "./bridges.js";
 import { type CheckResult, type DiagNetwork, type DiagPort, type DiagVif, fail, ok, type VifRow, warn } from "./check.js";
+import { dhcpIdentityChecks } from "./dhcp-identity.js";
 import { type DeviceRole, sysctlChecks } from "./sysctl.js";
 
 /**
@@ -151,6 +152,8 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
       linkLocal: report.linkLocal,
       rulesPresent: report.device !== undefined && complete.has(report.device),
       device: report.device,
+      observedDuid: report.observedDuid === undefined ? undefined : `${report.observedDuid.typeName} ${report.observedDuid.duid}`,
+      duidMatches: report.observedDuid?.matchesDuidLL,
       ...(counter === undefined
         ? {}
         : {
@@ -158,6 +161,7 @@ export async function agentChecks(inputs: AgentCheckInputs): Promise<{ checks: C
           }),
     };
   });
+  checks.push(...dhcpIdentityChecks(inputs.vifs));
   return { checks, vifs };
 }
 

@@ -30,6 +30,9 @@ export interface VifRow {
   rulesPresent: boolean;
   /** Packets dropped at this port, by reason. */
   drops?: Partial<Record<DropReason, number>>;
+  /** The DUID the guest was seen sending (`DUID-LLT 00:01:…`), and whether it is `duidLL`. */
+  observedDuid?: string;
+  duidMatches?: boolean;
 }
 
 const ORDER: Record<CheckStatus, number> = { ok: 0, warn: 1, fail: 2 };
@@ -81,4 +84,6 @@ export interface DiagVif {
   duidLL: string;
   linkLocal: string;
   device?: string | undefined;
+  /** What the guest was seen sending as its DHCPv6 client identifier (src/dhcp-observe). */
+  observedDuid?: { duid: string; type: number; typeName: string; matchesDuidLL: boolean } | undefined;
 }

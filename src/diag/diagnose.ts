@@ -61,7 +61,7 @@ export function formatDiagReport(report: DiagReport): string {
   if (report.vifs !== undefined && report.vifs.length > 0) {
     lines.push(
       "",
-      "VM                                    MAC                device          DUID-LL                         link-local                 rules  drops",
+      "VM                                    MAC                device          DUID-LL                         link-local                 rules  drops  DUID sent",
     );
     for (const vif of report.vifs) {
       const drops = Object.entries(vif.drops ?? {})
@@ -69,10 +69,16 @@ export function formatDiagReport(report: DiagReport): string {
         .map(([reason, count]) => `${count} ${reason}`)
         .join(", ");
       lines.push(
-        `${vif.vm.padEnd(37)} ${vif.mac.padEnd(18)} ${(vif.device ?? "-").padEnd(15)} ${vif.duidLL.padEnd(31)} ${vif.linkLocal.padEnd(26)} ${(vif.rulesPresent ? "yes" : "NO").padEnd(6)} ${drops || "-"}`,
+        `${vif.vm.padEnd(37)} ${vif.mac.padEnd(18)} ${(vif.device ?? "-").padEnd(15)} ${vif.duidLL.padEnd(31)} ${vif.linkLocal.padEnd(26)} ${(vif.rulesPresent ? "yes" : "NO").padEnd(6)} ${(drops || "-").padEnd(6)} ${duidSent(vif)}`,
       );
     }
   }
   lines.push("", `worst: ${report.worst}`);
   return lines.join("\n");
+}
+
+/** `DUID-LL (matches)`, `DUID-LLT 00:01:… MISMATCH`, or `-` when nothing was seen yet. */
+function duidSent(vif: VifRow): string {
+  if (vif.observedDuid === undefined) return "-";
+  return vif.duidMatches === true ? `${vif.observedDuid.split(" ")[0]} (matches)` : `${vif.observedDuid} MISMATCH`;
 }

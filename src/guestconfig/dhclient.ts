@@ -1,4 +1,4 @@
-import { acceptRaOffFile, DHCLIENT_SEND_DUID_LL, type GuestConfig, type GuestConfigRequest, ipv6SysctlKey } from "./guest-config.js";
+import { acceptRaOffFile, dhclientConfDuidLlFile, type GuestConfig, type GuestConfigRequest, ipv6SysctlKey } from "./guest-config.js";
 
 /** ISC dhclient 4.2 and later: the seed's `dhclient -6 -D LL <dev>`, nothing else needed. */
 export function renderDhclient(request: GuestConfigRequest): GuestConfig {
@@ -23,14 +23,7 @@ export function renderDhclient41(request: GuestConfigRequest): GuestConfig {
   return {
     os: "dhclient-4.1",
     title: "ISC dhclient 4.1: DUID-LL sent as the DHCPv6 client identifier from dhclient.conf",
-    files: [
-      {
-        path: "/etc/dhcp/dhclient.conf",
-        append: true,
-        content: `# DHCPv6 client identifier = DUID-LL (00:03 type, 00:01 Ethernet, then the NIC's MAC)\n${DHCLIENT_SEND_DUID_LL}\n`,
-      },
-      ...(nonDefault ? [acceptRaOffFile(nic)] : []),
-    ],
+    files: [dhclientConfDuidLlFile(), ...(nonDefault ? [acceptRaOffFile(nic)] : [])],
     commands: [
       ...(nonDefault ? [["sysctl", "-w", `${ipv6SysctlKey(nic, "accept_ra")}=0`]] : []),
       ["dhclient", "-6", "-cf", "/etc/dhcp/dhclient.conf", nic],

@@ -58,3 +58,12 @@ export function acceptRaOffFile(nic: InterfaceName): GuestFile {
  * 00:03:00:01:<mac>. Works on dhclient 4.1, where `-D LL` does not exist yet.
  */
 export const DHCLIENT_SEND_DUID_LL = "send dhcp6.client-id = concat(00:03:00, hardware);";
+
+/** dhclient.conf gets the DUID-LL statement appended (ISC dhclient reads no other file by default). */
+export function dhclientConfDuidLlFile(): GuestFile {
+  return {
+    path: "/etc/dhcp/dhclient.conf",
+    append: true,
+    content: `# DHCPv6 client identifier = DUID-LL (00:03 type, 00:01 Ethernet, then the NIC's MAC)\n${DHCLIENT_SEND_DUID_LL}\n`,
+  };
+}

@@ -28,6 +28,9 @@ import { buildCpio, type CpioEntry } from "./cpio.js";
  * any DHCPv6 Solicit from `<prefix>::100`-`<prefix>::1ff`; dnsmasq logs to the console
  * (`dnsmasq...` lines) and the guest prints `V6GUEST rogue eth0 <prefix>::/64` once it starts.
  * The prefix must be written with a trailing `::` (e.g. 2001:db8:66::/64).
+ *
+ * DUID-LLT mode: with `v6agent.duid=llt` the guest runs dhclient without `-D LL`, so it sends the
+ * DUID-LLT dhclient makes itself, as an unconfigured guest does (the lab's mismatching guest).
  */
 export interface GuestImage {
   kernel: string;
@@ -60,6 +63,9 @@ for module in ${MODULES.join(" ")}; do
 done
 ip link set lo up
 echo "${GUEST_CONSOLE_PREFIX} boot" > /dev/console
+# v6agent.duid=llt: run dhclient with its own default DUID (a DUID-LLT) instead of -D LL.
+duid_option="-D LL"
+grep -q 'v6agent\\.duid=llt' /proc/cmdline && duid_option=""
 rogue=$(sed -n 's/.*v6agent\\.rogue=\\([0-9a-fA-F:]*::\\)\\/64.*/\\1/p' /proc/cmdline)
 report_network() {
   routes=$(ip -6 route show default 2>/dev/null | sed -n 's/.*via \\([^ ]*\\) dev \\([^ ]*\\).*/\\2 \\1/p')
@@ -111,7 +117,7 @@ while true; do
       done
       address=$(echo "$line" | sed -n 's/.*inet6 \\([^/ ]*\\).*/\\1/p')
       echo "${GUEST_CONSOLE_PREFIX} ll $nic $address" > /dev/console
-      exec dhclient -6 -D LL -d -q -cf /etc/dhclient.conf -sf /bin/dhclient-script \\
+      exec dhclient -6 $duid_option -d -q -cf /etc/dhclient.conf -sf /bin/dhclient-script \\
         -lf /var/lib/dhcp/$nic.leases -pf /run/dhclient6.$nic.pid "$nic" > /dev/null 2>&1
     ) &
   done

@@ -142,6 +142,17 @@ export class NetnsGuest {
     return this.waitForGlobalAddresses(5000);
   }
 
+  /**
+   * Starts dhclient -6 the way a guest left unconfigured runs it: without `-D LL`, so with the
+   * DUID-LLT it makes itself. It stays in the background (-nw), soliciting; `destroy()` stops it.
+   */
+  async startDefaultDhclient(): Promise<void> {
+    await this.waitForLinkLocal();
+    const files = this.files();
+    writeFileSync(files.config, "");
+    await this.netns.exec("dhclient", ["-6", "-nw", "-v", "-cf", files.config, "-lf", files.leases, "-pf", files.pid, GUEST_NIC]);
+  }
+
   /** Waits until no global address is tentative any more, and returns them. */
   async waitForGlobalAddresses(timeoutMs: number): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;

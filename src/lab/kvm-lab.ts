@@ -9,7 +9,7 @@ import type { LabOptions } from "./lab-options.js";
 import type { LabGuestResult, LabResult } from "./lab-result.js";
 import { HOST_ID, LAB_NETWORK, LAB_ROUTER, type LabGuest, type LabSession, labGuests, NETWORK_ID, ROGUE_NETWORK } from "./lab-session.js";
 import { LAB_PREFIX } from "./lab-state.js";
-import { inNetwork, linkLocalOf, reservationsFrom, startAgentOnNetwork, summarise, waitForDrops } from "./lab-steps.js";
+import { inNetwork, linkLocalOf, observedDuids, reservationsFrom, startAgentOnNetwork, summarise, waitForDrops } from "./lab-steps.js";
 import { ensureLibvirtd } from "./libvirtd.js";
 import { Router } from "./router.js";
 import { VmConsole } from "./vm-console.js";
@@ -19,8 +19,9 @@ import { VmConsole } from "./vm-console.js";
 export async function runKvmLab(session: LabSession, options: LabOptions, started: number): Promise<LabResult> {
   const network = parseIpv6Network(LAB_NETWORK);
   const guests = labGuests(options.guests);
-  const attacker = guests.at(-1) as LabGuest;
-  const victims = guests.slice(0, -1);
+  const attacker = guests.find((guest) => guest.role === "attacker") as LabGuest;
+  const victims = guests.filter((guest) => guest.role === "victim");
+  const unconfigured = guests.find((guest) => guest.role === "duid-llt") as LabGuest;
   const uplink = `${LAB_PREFIX}-up`;
 
   const router = await session.step("router namespace, uplink veth, libvirtd, guest image", async () => {
@@ -88,16 +89,20 @@ export async function runKvmLab(session: LabSession, options: LabOptions, starte
         150_000,
       );
     });
-    const reports = await session.step(`victim VMs ×${victims.length} (vm.deploy), reservations from vif.report`, async () => {
-      for (const victim of victims) await deploy(victim, image.cmdline);
-      const reports = await mgmt.waitForVifReports(
-        guests.map((guest) => guest.mac),
-        (report) => report.state === "protected",
-        60_000,
-      );
-      await realRouter.setReservations(reservationsFrom(reports, guests));
-      return reports;
-    });
+    const reports = await session.step(
+      `victim VMs ×${victims.length} and a DUID-LLT VM (vm.deploy), reservations from vif.report`,
+      async () => {
+        for (const victim of victims) await deploy(victim, image.cmdline);
+        await deploy(unconfigured, `${image.cmdline} v6agent.duid=llt`);
+        const reports = await mgmt.waitForVifReports(
+          guests.map((guest) => guest.mac),
+          (report) => report.state === "protected",
+          60_000,
+        );
+        await realRouter.setReservations(reservationsFrom(reports, guests));
+        return reports;
+      },
+    );
     await session.step("DHCPv6: dhclient -6 -D LL in every victim, RA default route", () =>
       Promise.all(
         victims.map((victim) =>
@@ -110,6 +115,13 @@ export async function runKvmLab(session: LabSession, options: LabOptions, starte
             150_000,
           ),
         ),
+      ),
+    );
+    const duids = await session.step("DHCPv6 identity: the DUID each guest sends, as the agent reports it", () =>
+      observedDuids(
+        mgmt,
+        [...victims, unconfigured].map((guest) => guest.mac),
+        60_000,
       ),
     );
     // A few more rogue RAs (every 4 s) reach the victims' ports while they watch.
@@ -134,8 +146,9 @@ export async function runKvmLab(session: LabSession, options: LabOptions, starte
         device: report.device ?? vif?.device,
         expected: guest.expected,
         obtained: guest.role === "attacker" ? [] : (now?.addresses ?? []),
-        dhcpClient: guest.role === "victim",
+        dhcpClient: guest.role !== "attacker",
         drops: vif?.drops ?? {},
+        ...duids(guest.mac),
       };
       if (guest.role === "victim") {
         row.attack = {

@@ -17,16 +17,21 @@ export const NETWORK_ID = `${LAB_PREFIX}-net`;
 
 export interface LabGuest {
   name: string;
-  role: "victim" | "attacker";
+  /**
+   * victim: asks by DUID-LL and must get its address; attacker: attacks the others; duid-llt: a
+   * guest left with its DHCP client's default DUID (a DUID-LLT), which the agent must report as
+   * not matching, and which gets no address.
+   */
+  role: "victim" | "attacker" | "duid-llt";
   mac: Mac;
   expected: string;
 }
 
-/** The lab's guests: the last one is the attacker, the others its victims. */
+/** The lab's `count` guests (the last of them the attacker, the others its victims), then one DUID-LLT guest. */
 export function labGuests(count: number): LabGuest[] {
-  return Array.from({ length: count }, (_, index) => ({
+  return Array.from({ length: count + 1 }, (_, index) => ({
     name: `${LAB_PREFIX}-g${index + 1}`,
-    role: index === count - 1 ? "attacker" : "victim",
+    role: index === count ? "duid-llt" : index === count - 1 ? "attacker" : "victim",
     mac: parseMac(`52:54:00:6c:00:${(index + 1).toString(16).padStart(2, "0")}`),
     expected: `2001:db8:6c:1::${(0x100 + index + 1).toString(16)}`,
   }));

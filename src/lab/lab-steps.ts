@@ -9,7 +9,7 @@ import type { VifReport } from "../protocol/schemas.js";
 import type { NetnsGuest } from "./guest-netns.js";
 import type { LabOptions } from "./lab-options.js";
 import { CLI_PATH, waitForJsonLine } from "./lab-processes.js";
-import { attackerCountersOk, guestOk, type LabGuestResult, type LabResult } from "./lab-result.js";
+import { attackerCountersOk, guestOk, identityOk, type LabGuestResult, type LabResult } from "./lab-result.js";
 import { HOST_ID, LAB_NETWORK, LAB_ROUTER, type LabGuest, type LabSession, NETWORK_ID, ROGUE_NETWORK } from "./lab-session.js";
 import { MgmtClient } from "./mgmt-client.js";
 import type { Netns } from "./netns.js";
@@ -142,6 +142,20 @@ export async function waitForDrops(mgmt: MgmtClient, attacker: Mac, timeoutMs: n
   }
 }
 
+/**
+ * The DUID the agent saw each DHCP client send, from its vif.reports (observedDuid): waits until
+ * every one of `macs` has one, or the time is up (a guest not seen is reported as such).
+ */
+export async function observedDuids(mgmt: MgmtClient, macs: readonly string[], timeoutMs: number) {
+  const reports = await mgmt
+    .waitForVifReports(macs, (report) => report.observedDuid !== undefined, timeoutMs)
+    .catch(() => mgmt.waitForVifReports([], () => true, 0));
+  return (mac: string): Pick<LabGuestResult, "observedDuid" | "duidMatches"> => {
+    const observed = reports.get(mac)?.observedDuid;
+    return observed === undefined ? {} : { observedDuid: `${observed.typeName} ${observed.duid}`, duidMatches: observed.matchesDuidLL };
+  };
+}
+
 /** The guests' background dhclients go into the record, so `lab down` stops them by pid too. */
 export function recordDhclients(session: LabSession, guests: ReadonlyMap<string, NetnsGuest>): void {
   session.record.pids = session.record.pids.filter((entry) => !entry.name.startsWith("dhclient "));
@@ -161,12 +175,15 @@ export function summarise(
 ): LabResult {
   const addressesOk = rows.every(guestOk);
   const attacksDropped = rows.every((row) =>
-    row.attack === undefined
-      ? attackerCountersOk(row)
-      : row.attack.rogueAddressAbsent && row.attack.rogueRouteAbsent && row.attack.defaultRouteKept && row.attack.addressKept,
+    row.role === "duid-llt"
+      ? true
+      : row.attack === undefined
+        ? attackerCountersOk(row)
+        : row.attack.rogueAddressAbsent && row.attack.rogueRouteAbsent && row.attack.defaultRouteKept && row.attack.addressKept,
   );
+  const identitiesOk = rows.every(identityOk);
   return {
-    ok: addressesOk && attacksDropped,
+    ok: addressesOk && attacksDropped && identitiesOk,
     hypervisor,
     guestKind: options.guestKind,
     backend: options.backend,
@@ -177,6 +194,7 @@ export function summarise(
     guests: rows,
     addressesOk,
     attacksDropped,
+    identitiesOk,
     seconds: (Date.now() - started) / 1000,
     kept: options.keep,
   };

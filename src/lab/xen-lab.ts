@@ -9,7 +9,16 @@ import { waitForJsonLine, XAPI_SIM_PATH } from "./lab-processes.js";
 import type { LabGuestResult, LabResult } from "./lab-result.js";
 import { HOST_ID, LAB_NETWORK, LAB_ROUTER, type LabGuest, type LabSession, labGuests, NETWORK_ID, ROGUE_NETWORK } from "./lab-session.js";
 import { LAB_PREFIX } from "./lab-state.js";
-import { inNetwork, linkLocalOf, recordDhclients, reservationsFrom, startAgentOnNetwork, summarise, waitForDrops } from "./lab-steps.js";
+import {
+  inNetwork,
+  linkLocalOf,
+  observedDuids,
+  recordDhclients,
+  reservationsFrom,
+  startAgentOnNetwork,
+  summarise,
+  waitForDrops,
+} from "./lab-steps.js";
 import { type Netns, vethBetween } from "./netns.js";
 import { Router } from "./router.js";
 
@@ -19,8 +28,9 @@ export async function runXenLab(session: LabSession, options: LabOptions, starte
   const network = parseIpv6Network(LAB_NETWORK);
   const rogue = parseIpv6Network(ROGUE_NETWORK);
   const guests = labGuests(options.guests);
-  const attacker = guests.at(-1) as LabGuest;
-  const victims = guests.slice(0, -1);
+  const attacker = guests.find((guest) => guest.role === "attacker") as LabGuest;
+  const victims = guests.filter((guest) => guest.role === "victim");
+  const unconfigured = guests.find((guest) => guest.role === "duid-llt") as LabGuest;
 
   const guestNamespaces = new Map<string, Netns>();
   const { dom0, router } = await session.step("namespaces: dom0, router, guests", async () => {
@@ -126,11 +136,20 @@ export async function runXenLab(session: LabSession, options: LabOptions, starte
     );
   }
 
-  const obtained = await session.step("DHCPv6: dhclient -6 -D LL in every guest", async () => {
-    const results = await Promise.all(guests.map((guest) => (netnsGuests.get(guest.name) as NetnsGuest).requestAddress(20)));
+  const asking = guests.filter((guest) => guest !== unconfigured);
+  const obtained = await session.step("DHCPv6: dhclient -6 -D LL in every guest, plain dhclient -6 (DUID-LLT) in one", async () => {
+    const results = await Promise.all(asking.map((guest) => (netnsGuests.get(guest.name) as NetnsGuest).requestAddress(20)));
+    await (netnsGuests.get(unconfigured.name) as NetnsGuest).startDefaultDhclient();
     recordDhclients(session, netnsGuests);
-    return new Map(guests.map((guest, index) => [guest.name, results[index] as string[]]));
+    return new Map(asking.map((guest, index) => [guest.name, results[index] as string[]]));
   });
+  const duids = await session.step("DHCPv6 identity: the DUID each guest sends, as the agent reports it", () =>
+    observedDuids(
+      mgmt,
+      guests.map((guest) => guest.mac),
+      30_000,
+    ),
+  );
 
   const routerLinkLocal = await linkLocalOf(router, "eth0");
   const attackerGuest = netnsGuests.get(attacker.name) as NetnsGuest;
@@ -175,6 +194,7 @@ export async function runXenLab(session: LabSession, options: LabOptions, starte
       obtained: guest.role === "attacker" ? (obtained.get(guest.name) ?? []) : addresses,
       dhcpClient: true,
       drops: vif?.drops ?? {},
+      ...duids(guest.mac),
     };
     if (guest.role === "victim") {
       const routes = await netnsGuest.routes();

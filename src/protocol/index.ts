@@ -26,6 +26,7 @@ export type {
   AgentHelloResult,
   HostDiagnoseResult,
   NetworkEnsureParams,
+  ObservedDuid,
   RequestId,
   RpcErrorObject,
   StateSyncParams,

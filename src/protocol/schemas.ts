@@ -41,6 +41,21 @@ export const VifState = Type.Union(
   },
 );
 
+export const ObservedDuid = Type.Object(
+  {
+    duid: Type.String({
+      pattern: "^[0-9a-f]{2}(:[0-9a-f]{2}){2,129}$",
+      description: "the DUID as colon hex, type included, e.g. 00:01:00:01:2b:3c:4d:5e:52:54:00:12:34:56",
+    }),
+    type: Type.Integer({ minimum: 0, maximum: 65535, description: "1 DUID-LLT, 2 DUID-EN, 3 DUID-LL, 4 DUID-UUID" }),
+    typeName: Type.String({ maxLength: 32, description: "DUID-LLT, DUID-EN, DUID-LL, DUID-UUID or DUID type <n>" }),
+    iaid: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: "the IAID of the first IA option" })),
+    matchesDuidLL: Type.Boolean({ description: "whether it is this VIF's duidLL, the identity its reservation is keyed by" }),
+    sharedWith: Type.Optional(Type.Array(Mac, { maxItems: 64, description: "MACs of other VIFs on this host that send the same DUID" })),
+  },
+  { ...closed, description: "the DHCPv6 client identifier the guest was last seen sending on this VIF" },
+);
+
 export const VifReport = Type.Object(
   {
     vmUuid: Uuid,
@@ -54,6 +69,7 @@ export const VifReport = Type.Object(
     ipv6: Type.Optional(Type.Array(Ipv6Address, { maxItems: 64 })),
     ipv4: Type.Optional(Type.Array(Ipv4Address, { maxItems: 64 })),
     message: Type.Optional(Type.String({ maxLength: 1024 })),
+    observedDuid: Type.Optional(ObservedDuid),
   },
   closed,
 );
@@ -330,6 +346,7 @@ export const RpcResponse = Type.Union([
 ]);
 
 export type VifReport = Static<typeof VifReport>;
+export type ObservedDuid = Static<typeof ObservedDuid>;
 export type VifState = Static<typeof VifState>;
 export type RequestId = Static<typeof RequestId>;
 export type RpcErrorObject = Static<typeof RpcError>;

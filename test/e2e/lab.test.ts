@@ -57,17 +57,29 @@ async function traces(names: readonly string[]) {
 }
 
 function assertSequence(result: LabResult, hypervisor: "kvm" | "xenserver", guests: number): void {
-  expect(result).toMatchObject({ ok: true, hypervisor, addressesOk: true, attacksDropped: true, network: "2001:db8:6c:1::/64" });
-  expect(result.guests).toHaveLength(guests);
-  const attacker = result.guests.at(-1);
+  expect(result).toMatchObject({
+    ok: true,
+    hypervisor,
+    addressesOk: true,
+    attacksDropped: true,
+    identitiesOk: true,
+    network: "2001:db8:6c:1::/64",
+  });
+  // The N guests asked for, then the one left with dhclient's own DUID-LLT.
+  expect(result.guests).toHaveLength(guests + 1);
+  const attacker = result.guests.find((guest) => guest.role === "attacker");
   const victims = result.guests.filter((guest) => guest.role === "victim");
   expect(victims).toHaveLength(guests - 1);
   for (const guest of result.guests) {
     expect(guest.duidLL).toBe(`00:03:00:01:${guest.mac}`);
     expect(guest.linkLocal).toMatch(/^fe80::5054:ff:fe6c:/);
-    if (guest.dhcpClient) expect(guest.obtained).toContain(guest.expected);
+    if (guest.dhcpClient && guest.role !== "duid-llt") expect(guest.obtained).toContain(guest.expected);
   }
+  const unconfigured = result.guests.find((guest) => guest.role === "duid-llt");
+  expect(unconfigured).toMatchObject({ duidMatches: false, observedDuid: expect.stringMatching(/^DUID-LLT 00:01:00:01:/) });
+  expect(unconfigured?.obtained).not.toContain(unconfigured?.expected);
   for (const victim of victims) {
+    expect(victim).toMatchObject({ duidMatches: true, observedDuid: `DUID-LL 00:03:00:01:${victim.mac}` });
     expect(victim.obtained).toEqual([victim.expected]);
     expect(victim.attack).toMatchObject({ rogueRouteAbsent: true, rogueAddressAbsent: true, defaultRouteKept: true, addressKept: true });
     expect(victim.attack?.routersSeen).toHaveLength(1);

@@ -1,3 +1,4 @@
+import { nftDhcp6LogRule, nftDhcp6LogSet } from "../dhcp6-log.js";
 import { type DropReason, dropReasons } from "../model.js";
 import { dropObjects, PORT_SETS, ROUTER_SETS, T, withComment } from "./names.js";
 
@@ -192,8 +193,12 @@ export function skeletonRules(): { chain: string; rules: string[] }[] {
     { chain: "first_fragment_udp", rules: ["udp sport != 547 udp dport != { 546, 547 } accept"] },
     // Byte 16..19 of the TCP header (checksum, urgent pointer): readable means the fixed header is whole.
     { chain: "first_fragment_tcp", rules: ["@th,128,32 >= 0x0 accept"] },
-    // DHCPv6 message types a client may send to the server port (RFC 8415 §7.3).
-    { chain: "dhcp6_client_message", rules: [`@th,64,8 ${DHCPV6_CLIENT_TYPES} accept`] },
+    // DHCPv6 message types a client may send to the server port (RFC 8415 §7.3); each port's
+    // are also copied, rate-limited, to the agent's DHCPv6 identity evidence (../dhcp6-log.ts).
+    {
+      chain: "dhcp6_client_message",
+      rules: [nftDhcp6LogRule(DHCPV6_CLIENT_TYPES), `@th,64,8 ${DHCPV6_CLIENT_TYPES} accept`],
+    },
     {
       // Everything from a trusted port passes, unless its bridge names its router.
       chain: "uplink",
@@ -255,6 +260,7 @@ function skeletonSets(): string[] {
     `add set ${T} ${ROUTER_SETS.prefixed} { type ifname; }`,
     `add set ${T} ${ROUTER_SETS.prefix} { typeof iifname . @th,0,64; }`,
     `add map ${T} ra_walk { typeof meta mark . @th,8,8 : meta mark; }`,
+    nftDhcp6LogSet(T),
     ...dropReasons.map(
       (reason) => `add set ${T} ${dropObjects(reason).set} { type ifname; size ${DROP_SET_SIZE}; flags dynamic; counter; }`,
     ),

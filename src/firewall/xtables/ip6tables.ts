@@ -1,3 +1,4 @@
+import { ip6tablesDhcp6LogRule } from "../dhcp6-log.js";
 import type { DropReason, GuestPort, ManagedBridge } from "../model.js";
 import { expand } from "../validate.js";
 import { ndOptionProgram, raPrefixPrograms } from "./bpf.js";
@@ -45,6 +46,8 @@ export function ip6PortRules(port: GuestPort): XRule[] {
     drop("-p udp -m udp --sport 547", "dhcpv6Server"),
     // To the server port: only client message types, and only with UDP right after the IPv6 header.
     drop(`-p udp -m udp --dport 547 -m u32 ! --u32 "0x4>>0x8&0xff=0x11&&0x30>>0x18=${clientTypes}"`, "dhcpv6Server"),
+    // What passed is a client message: a rate-limited copy for the DHCPv6 identity evidence (../dhcp6-log.ts).
+    { text: ip6tablesDhcp6LogRule() },
     // ND (RS, NS, NA) with extension headers is refused; then targets and options are checked.
     drop(`${icmp(133)} ${NOT_NO_EXT}`, "spoof"),
     drop(`${icmp(135)} ${NOT_NO_EXT}`, "spoof"),

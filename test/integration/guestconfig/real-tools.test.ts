@@ -13,6 +13,7 @@ import { skipReason } from "../../support/requirements.js";
  * namespaces: dhclient and systemd-networkd really send a DHCPv6 Solicit, and the test reads the
  * client identifier off the wire; netplan generates, NetworkManager's offline keyfile parser
  * loads, ifupdown plans (-n) what it would run. Each check also has a broken input it rejects.
+ * The *.wire.test.ts files beside this one run each OS's own start-up against a real router.
  */
 
 const mac = parseMac("52:54:00:12:34:56");
@@ -132,7 +133,7 @@ describe("dhclient variants, run by the real dhclient", () => {
   for (const [os, filePattern] of [
     ["dhclient-4.1", /dhclient\.conf$/],
     ["centos6", /dhclient6-gc0\.conf$/],
-    ["debian-ifupdown", /dhclient6\.conf$/],
+    ["debian-ifupdown", /\/etc\/dhcp\/dhclient\.conf$/],
   ] as const) {
     it.skipIf(reason)(`${os}: dhclient parses the config file cleanly and sends DUID-LL`, async () => {
       const conf = await writeTemp(`${os}.conf`, fileContent(render(os, "default"), filePattern));
@@ -309,7 +310,8 @@ describe("ifupdown stanza, planned by the real ifup -n", () => {
         const plan = stdout + stderr;
         expect(plan).toContain(`net.ipv6.conf.gc0.accept_ra=${role === "default" ? 1 : 0}`);
         expect(plan).toContain("net.ipv6.conf.gc0.autoconf=0");
-        // No -cf: dhclient -6 reads /etc/dhcp/dhclient6.conf, the file the variant appends to.
+        // No -cf: dhclient -6 reads /etc/dhcp/dhclient.conf, the file the variant appends to
+        // (the *.wire.test.ts files run it for real).
         expect(plan).toMatch(/^dhclient -6 (?!.*-cf ).* gc0$/m);
       },
     );

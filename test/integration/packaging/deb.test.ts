@@ -16,7 +16,7 @@ import { difference, hostFiles } from "./host-files.js";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
-const ADDONS = ["v6agent_libvirt", "v6agent_nftables"] as const;
+const ADDONS = ["v6agent_libvirt", "v6agent_nftables", "v6agent_nflog"] as const;
 const APP = "/usr/lib/v6agent";
 const BUNDLED_NODE = `${APP}/node/bin/node`;
 
@@ -225,11 +225,21 @@ describe.skipIf(reason)("the v6agent packages", () => {
         const dir = ${JSON.stringify(`${APP}/native/build/Release`)};
         const libvirt = require(dir + "/v6agent_libvirt.node");
         const nft = require(dir + "/v6agent_nftables.node");
-        console.log(JSON.stringify({ napi: process.versions.napi, libvirt: libvirt.libraryVersion(), nft: Object.keys(nft).sort() }));`;
-      const loaded = JSON.parse((await run(BUNDLED_NODE, ["-e", script])).stdout) as { napi: string; libvirt: number; nft: string[] };
+        nft.generation({}).then((generation) => {
+          console.log(JSON.stringify({ napi: process.versions.napi, libvirt: libvirt.libraryVersion(), nft: Object.keys(nft).sort(), generation }));
+          return nft.release();
+        });`;
+      const loaded = JSON.parse((await run(BUNDLED_NODE, ["-e", script])).stdout) as {
+        napi: string;
+        libvirt: number;
+        nft: string[];
+        generation: number;
+      };
       // libvirt's version as the library reports it (major * 1,000,000 + minor * 1,000 + release).
       expect(loaded.libvirt).toBeGreaterThan(1_000_000);
-      expect(loaded.nft).toEqual(["generation", "run"]);
+      // The calls src/firewall/nft/libnftables.ts makes, and one made for real (a netlink round trip).
+      expect(loaded.nft).toEqual(expect.arrayContaining(["generation", "release", "run"]));
+      expect(Number.isInteger(loaded.generation)).toBe(true);
       expect(Number(loaded.napi)).toBeGreaterThanOrEqual(8);
     });
 
