@@ -140,7 +140,7 @@ describe("v6agent lab (the README's main job), built CLI", () => {
       assertSequence(result, "kvm", 2);
       expect(result.guestKind).toBe("vm");
       expect(result.kept).toBe(false);
-      expect(result.guests.at(-1)?.dhcpClient).toBe(false);
+      expect(result.guests.find((guest) => guest.role === "attacker")?.dhcpClient).toBe(false);
       expect(existsSync(LAB_RECORD)).toBe(false);
       const after = await traces([result.bridge, ...result.guests.map((guest) => guest.device ?? "v6lab")]);
       expect(after.namespaces).toEqual([]);
